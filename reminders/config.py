@@ -1,0 +1,223 @@
+"""The TOML configuration, validated once at start into frozen dataclasses.
+
+Every error names the file and the key (`schedule.timezone`), so an operator can fix it without reading code.
+Secrets never live in the file: `[smtp] password_env` names the environment variable that holds the password.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_PATH = "reminders.toml"
+ENV_PATH = "REMINDERS_CONFIG"
+
+
+class ConfigError(Exception):
+    def __init__(self, path: str, key: str | None, message: str) -> None:
+        self.path, self.key = path, key
+        super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
+
+
+@dataclass(frozen=True)
+class Office:
+    name: str = "督查室"
+    email: str = "office@example.org"
+
+
+@dataclass(frozen=True)
+class Mail:
+    language: str = "zh_CN"
+    templates: Path | None = None
+    message_id_domain: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    transport: Literal["smtp", "maildir"] = "maildir"
+    maildir: Path = Path("maildir")
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str = "localhost"
+    port: int = 25
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str | None = None
+    password_env: str | None = None
+    sender: str = "office@example.org"
+    sender_name: str = "督查室"
+    timeout: float = 30.0
+    connections: int = 2
+    verify_certificates: bool = True
+    retries: int = 3
+    backoff: float = 1.0
+
+
+@dataclass(frozen=True)
+class Schedule:
+    timezone: str = "Asia/Shanghai"
+    reminders: str = "0 9 20 * *"
+    digests: str = "0 9 26 * *"
+    report_day: int = 25
+    due_soon_days: int = 7
+    misfire_grace_hours: int = 72
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    database_url: str
+    office: Office = field(default_factory=Office)
+    mail: Mail = field(default_factory=Mail)
+    delivery: Delivery = field(default_factory=Delivery)
+    smtp: Smtp = field(default_factory=Smtp)
+    schedule: Schedule = field(default_factory=Schedule)
+
+    def smtp_password(self) -> str | None:
+        """The SMTP password from the environment; an error names the key when the variable is missing."""
+        name = self.smtp.password_env
+        if not name:
+            return None
+        value = os.environ.get(name)
+        if value is None:
+            raise ConfigError(self.path, "smtp.password_env", f"环境变量 {name} 未设置 (environment variable not set)")
+        return value
+
+
+_SECTIONS: dict[str, type] = {
+    "office": Office, "mail": Mail, "delivery": Delivery, "smtp": Smtp, "schedule": Schedule,
+}
+_CHOICES = {
+    "delivery.transport": ("smtp", "maildir"),
+    "smtp.security": ("none", "starttls", "tls"),
+}
+_PATHS = {"delivery.maildir", "mail.templates"}
+
+
+def resolve_path(explicit: str | None) -> tuple[Path, bool]:
+    """The config file to read and whether the user named it (a named file must exist)."""
+    if explicit:
+        return Path(explicit), True
+    if os.environ.get(ENV_PATH):
+        return Path(os.environ[ENV_PATH]), True
+    return Path(DEFAULT_PATH), False
+
+
+def load(explicit: str | None = None) -> Config:
+    path, named = resolve_path(explicit)
+    if not path.exists():
+        if named:
+            raise ConfigError(str(path), None, "配置文件不存在 (config file not found)")
+        return parse({}, str(path), Path.cwd())
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), None, f"不是有效的 TOML (invalid TOML): {exc}") from None
+    return parse(data, str(path), path.resolve().parent)
+
+
+def parse(data: dict[str, Any], path: str, base: Path) -> Config:
+    """Validate a TOML mapping; relative paths and SQLite files are taken relative to `base`."""
+    unknown = set(data) - set(_SECTIONS) - {"database"}
+    if unknown:
+        raise ConfigError(path, sorted(unknown)[0], "未知的配置节 (unknown section)")
+    database = dict(_table(data, "database", path))
+    url = database.pop("url", None) or f"sqlite:///{base / 'reminders.sqlite3'}"
+    if database:
+        raise ConfigError(path, f"database.{sorted(database)[0]}", "未知的配置项 (unknown key)")
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(path, "database.url", "应为 SQLAlchemy 数据库地址 (expected a SQLAlchemy URL)")
+    sections = {name: _section(cls, _table(data, name, path), name, path, base) for name, cls in _SECTIONS.items()}
+    sections["delivery"] = replace(sections["delivery"], maildir=base / sections["delivery"].maildir)
+    config = Config(path=path, database_url=_anchor_sqlite(url, base), **sections)
+    _check(config)
+    return config
+
+
+def _table(data: dict[str, Any], name: str, path: str) -> dict[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(path, name, "应为一个表 [section] (expected a table)")
+    return table
+
+
+def _section(cls: type, table: dict[str, Any], name: str, path: str, base: Path) -> Any:
+    defaults = cls()
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        dotted = f"{name}.{key}"
+        if not hasattr(defaults, key) or key.startswith("_"):
+            raise ConfigError(path, dotted, "未知的配置项 (unknown key)")
+        expected = getattr(defaults, key)
+        if dotted in _PATHS:
+            if not isinstance(value, str):
+                raise ConfigError(path, dotted, "应为路径字符串 (expected a path string)")
+            values[key] = (base / value) if value else None
+            continue
+        if expected is None or isinstance(expected, str):
+            ok = isinstance(value, str)
+        elif isinstance(expected, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(expected, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(expected)) and not isinstance(value, bool)
+        if not ok:
+            kind = "string" if expected is None else type(expected).__name__
+            raise ConfigError(path, dotted, f"类型错误，应为 {kind} (wrong type, expected {kind})")
+        if dotted in _CHOICES and value not in _CHOICES[dotted]:
+            raise ConfigError(path, dotted, f"取值应为 {' / '.join(_CHOICES[dotted])} (got {value!r})")
+        values[key] = float(value) if isinstance(expected, float) else value
+    return cls(**values)
+
+
+def _anchor_sqlite(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str(base / url[len(prefix):])
+    return url
+
+
+def _check(config: Config) -> None:
+    path, schedule, smtp = config.path, config.schedule, config.smtp
+    try:
+        schedule.tz  # noqa: B018
+    except (ZoneInfoNotFoundError, ValueError):
+        message = f"未知时区 {schedule.timezone!r} (unknown IANA time zone)"
+        raise ConfigError(path, "schedule.timezone", message) from None
+    for key in ("reminders", "digests"):
+        expression = getattr(schedule, key)
+        try:
+            cron_trigger(expression, schedule.timezone)
+        except ValueError as exc:
+            raise ConfigError(path, f"schedule.{key}", f"无效的 cron 表达式 {expression!r} ({exc})") from None
+    if not 1 <= schedule.report_day <= 31:
+        raise ConfigError(path, "schedule.report_day", "应在 1–31 之间 (expected 1–31)")
+    if schedule.due_soon_days < 0:
+        raise ConfigError(path, "schedule.due_soon_days", "不能为负数 (must not be negative)")
+    if not 1 <= smtp.port <= 65535:
+        raise ConfigError(path, "smtp.port", "端口应在 1–65535 之间 (expected 1–65535)")
+    if smtp.connections < 1:
+        raise ConfigError(path, "smtp.connections", "至少为 1 (at least 1)")
+    if "@" not in smtp.sender:
+        raise ConfigError(path, "smtp.sender", f"不是邮箱地址 {smtp.sender!r} (not an email address)")
+    if "@" not in config.office.email:
+        raise ConfigError(path, "office.email", f"不是邮箱地址 {config.office.email!r} (not an email address)")
+
+
+def cron_trigger(expression: str, timezone: str) -> Any:
+    """APScheduler's CronTrigger for a 5-field expression (imported lazily: it is slow to import)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    if len(expression.split()) != 5:
+        raise ValueError("需要 5 个字段：分 时 日 月 周 (expected 5 fields: minute hour day month weekday)")
+    return CronTrigger.from_crontab(expression, timezone=timezone)

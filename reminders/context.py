@@ -1,0 +1,85 @@
+"""Plain data handed to the email templates.
+
+The composer builds these from the database; templates read them and never touch a session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+State = Literal["unassigned", "done", "overdue", "due_soon", "on_track", "ongoing"]
+STATES: tuple[State, ...] = ("overdue", "due_soon", "on_track", "ongoing", "done", "unassigned")
+
+
+@dataclass(frozen=True)
+class Office:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    reported_on: date
+    unit: str
+    percent: int | None
+    done: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class TaskLine:
+    """One task as a reminder or digest shows it."""
+
+    number: str
+    section: str
+    title: str
+    lead_unit: str | None
+    co_units: tuple[str, ...]
+    leader: str | None
+    deadline: date | None
+    deadline_text: str
+    state: State
+    days_left: int | None  # negative when overdue; None without a deadline
+    reported: bool  # a progress report in the cycle's month
+    latest: Progress | None
+    role: Literal["lead", "co"] | None = None  # the addressed unit's part, in reminders
+
+    @property
+    def days_overdue(self) -> int:
+        return -self.days_left if self.days_left is not None and self.days_left < 0 else 0
+
+
+@dataclass(frozen=True)
+class ReminderContext:
+    unit: str
+    contact: str
+    cycle: str  # "2021-06"
+    as_of: date
+    report_by: date
+    office: Office
+    tasks: tuple[TaskLine, ...]
+
+
+@dataclass(frozen=True)
+class UnitNotReported:
+    name: str
+    tasks: tuple[str, ...]  # task numbers it owns in the digest's scope
+
+
+@dataclass(frozen=True)
+class DigestContext:
+    leader: str
+    leader_title: str
+    scope: Literal["own", "all"]
+    cycle: str
+    as_of: date
+    report_by: date
+    office: Office
+    total: int
+    counts: dict[str, int]  # state -> number of tasks, every state in STATES present
+    overdue: tuple[TaskLine, ...]
+    due_soon: tuple[TaskLine, ...]
+    not_reported: tuple[UnitNotReported, ...]
+    tasks: tuple[TaskLine, ...] = field(default=())  # every task in scope

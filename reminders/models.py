@@ -1,0 +1,164 @@
+"""The database schema: the plan, the directory of units and leaders, who owns what, progress and the outbox."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(500), unique=True)
+    year: Mapped[int | None]
+    details: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    source: Mapped[str] = mapped_column(String(1000))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sections: Mapped[list[Section]] = relationship(back_populates="plan", order_by="Section.number")
+    tasks: Mapped[list[Task]] = relationship(back_populates="plan", order_by="Task.position")
+
+
+class Section(Base):
+    __tablename__ = "sections"
+    __table_args__ = (UniqueConstraint("plan_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    label: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(Text)
+    plan: Mapped[Plan] = relationship(back_populates="sections")
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("plan_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    section_id: Mapped[int | None] = mapped_column(ForeignKey("sections.id"))
+    number: Mapped[str] = mapped_column(String(20))
+    position: Mapped[int]
+    subsection: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    suggested_lead: Mapped[str | None] = mapped_column(Text)
+    suggested_deadline: Mapped[str | None] = mapped_column(String(200))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    plan: Mapped[Plan] = relationship(back_populates="tasks")
+    section: Mapped[Section | None] = relationship()
+    assignment: Mapped[Assignment | None] = relationship(back_populates="task", uselist=False)
+
+
+class Unit(Base):
+    __tablename__ = "units"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    emails: Mapped[str] = mapped_column(Text)  # addresses joined by ";"
+    contact: Mapped[str] = mapped_column(String(200), default="")
+    leader_name: Mapped[str | None] = mapped_column(String(100))
+
+    @property
+    def addresses(self) -> list[str]:
+        return [a for a in self.emails.split(";") if a]
+
+
+class Leader(Base):
+    __tablename__ = "leaders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    emails: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(10), default="own")  # "own" | "all"
+
+    @property
+    def addresses(self) -> list[str]:
+        return [a for a in self.emails.split(";") if a]
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), unique=True)
+    leader_id: Mapped[int | None] = mapped_column(ForeignKey("leaders.id"), index=True)
+    lead_unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    deadline_text: Mapped[str] = mapped_column(String(200), default="")
+    deadline: Mapped[date | None] = mapped_column(Date)
+    deadline_kind: Mapped[str] = mapped_column(String(20))  # deadlines.DeadlineKind
+    task: Mapped[Task] = relationship(back_populates="assignment")
+    leader: Mapped[Leader | None] = relationship()
+    lead_unit: Mapped[Unit] = relationship(foreign_keys=[lead_unit_id])
+    co_units: Mapped[list[CoUnit]] = relationship(
+        back_populates="assignment", order_by="CoUnit.position", cascade="all, delete-orphan"
+    )
+
+
+class CoUnit(Base):
+    __tablename__ = "assignment_co_units"
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True, index=True)
+    position: Mapped[int]
+    assignment: Mapped[Assignment] = relationship(back_populates="co_units")
+    unit: Mapped[Unit] = relationship()
+
+
+class ProgressReport(Base):
+    """One progress report; never updated, so the history of a task is every row for it."""
+
+    __tablename__ = "progress_reports"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    cycle: Mapped[str] = mapped_column(String(7), index=True)  # "2021-06"
+    reported_on: Mapped[date] = mapped_column(Date)
+    percent: Mapped[int | None] = mapped_column(Integer)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    unit: Mapped[Unit] = relationship()
+
+
+class OutboxMessage(Base):
+    """A message recorded before it is sent; (kind, cycle, recipient) is unique, so a cycle is built once."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("kind", "cycle", "recipient_key", name="uq_outbox_kind_cycle_recipient"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    cycle: Mapped[str] = mapped_column(String(7), index=True)
+    recipient_key: Mapped[str] = mapped_column(String(50))  # "unit:3", "leader:2"
+    recipient_name: Mapped[str] = mapped_column(String(200))
+    addresses: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(10), default="pending", index=True)  # pending|sending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
