@@ -1,0 +1,268 @@
+"""Read the CSV/XLSX tables users hand in into validated rows; every failure is a `TableError`."""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from itertools import islice
+from pathlib import Path
+
+import openpyxl
+
+HEADER_SEARCH_ROWS = 10
+_DELIMITERS = (",", ";", "\t")
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls (and other OLE2 files)
+_EDGE_SPACE = re.compile(r"^[\s\u200b\ufeff]+|[\s\u200b\ufeff]+$")
+_LIST_SEPARATORS = re.compile(r"[、，,;；]")
+_EMAIL_SEPARATORS = re.compile(r"[;,、\s]+")  # applied after NFKC, which folds ；，and full-width space
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_TLD = re.compile(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}")
+
+Record = tuple[int, list[str]]  # (row number as the user sees it, cell texts)
+Header = tuple[int, list[tuple[str, int, str]]]  # (row number, [(field, position, header as written)])
+
+
+@dataclass(frozen=True)
+class Column:
+    field: str
+    headers: tuple[str, ...]
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class TableRow:
+    number: int
+    values: dict[str, str]
+
+
+class TableError(Exception):
+    def __init__(self, path: str, message: str, row: int | None = None, column: str | None = None) -> None:
+        super().__init__(path, message, row, column)
+        self.path, self.message, self.row, self.column = path, message, row, column
+
+    def __str__(self) -> str:
+        parts = (("row", self.row), ("column", self.column))
+        where = [self.path, *(f"{name} {value}" for name, value in parts if value is not None)]
+        return f"{', '.join(where)}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Table:
+    path: str
+    headers: dict[str, str]
+    rows: tuple[TableRow, ...]
+
+    def error(self, row: TableRow, field: str, message: str) -> TableError:
+        return TableError(self.path, message, row=row.number, column=self.headers.get(field, field))
+
+
+def read_table(path: str | Path, columns: Sequence[Column], *, sheet: str | None = None) -> Table:
+    """Read a .csv, .xlsx or .xlsm table; `sheet` picks a worksheet by name (ignored for CSV)."""
+    shown, file = str(path), Path(path)
+    index = _header_index(columns)
+    suffix = file.suffix.lower()
+    try:
+        if not file.exists():
+            raise TableError(shown, "文件不存在 (file not found)")
+        if not file.is_file():
+            raise TableError(shown, "不是文件 (not a file)")
+        if suffix == ".csv":
+            encoding = _csv_encoding(file)
+            delimiter = max(_DELIMITERS, key=lambda d: _sniff_score(file, shown, encoding, d, index))
+            with closing(_csv_records(file, shown, encoding, delimiter)) as records:
+                return _build(shown, records, columns, index)
+        if suffix in (".xlsx", ".xlsm"):
+            with closing(_xlsx_records(file, shown, sheet)) as records:
+                return _build(shown, records, columns, index)
+    except OSError as e:
+        raise TableError(shown, f"无法读取文件 (cannot read the file: {e.strerror or e})") from e
+    raise TableError(shown, f"不支持的文件类型 “{file.suffix}” (unsupported file type; use .xlsx or .csv)")
+
+
+def split_list(value: str) -> list[str]:
+    return [item for item in (_strip(part) for part in _LIST_SEPARATORS.split(value)) if item]
+
+
+def parse_emails(value: str) -> list[str]:
+    """Split a cell of addresses; full-width characters are folded (NFKC), duplicates dropped."""
+    addresses: list[str] = []
+    seen: set[str] = set()
+    for address in filter(None, _EMAIL_SEPARATORS.split(unicodedata.normalize("NFKC", value))):
+        if not _is_email(address):
+            raise ValueError(f"无效的邮箱地址 “{address}” (invalid email address)")
+        if address.casefold() not in seen:
+            seen.add(address.casefold())
+            addresses.append(address)
+    if not addresses:
+        raise ValueError("缺少邮箱地址 (no email address)")
+    return addresses
+
+
+def _is_email(address: str) -> bool:
+    local, at, domain = address.rpartition("@")
+    if not at or len(local) > 64 or len(address) > 254 or not _LOCAL_PART.fullmatch(local):
+        return False
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return False
+    *names, tld = ascii_domain.split(".")
+    valid_labels = all(_DOMAIN_LABEL.fullmatch(label) for label in names)
+    return bool(names) and valid_labels and len(ascii_domain) <= 253 and _TLD.fullmatch(tld) is not None
+
+
+def _strip(text: str) -> str:
+    return _EDGE_SPACE.sub("", text)
+
+
+def _header_key(text: str) -> str:
+    key = re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).casefold()
+    return re.sub(r"^\*+|(?:\*|\(必填\))+$", "", key)  # "单位名称（必填）*", "*邮箱"
+
+
+def _header_index(columns: Sequence[Column]) -> dict[str, str]:
+    index: dict[str, str] = {}
+    for column in columns:
+        if not column.headers or not all(map(_header_key, column.headers)):
+            raise ValueError(f"column {column.field!r} needs non-blank headers")
+        for header in column.headers:
+            key = _header_key(header)
+            if index.setdefault(key, column.field) != column.field:
+                raise ValueError(f"header {header!r} is accepted by both {index[key]!r} and {column.field!r}")
+    return index
+
+
+def _find_header(records: Iterable[Record], index: dict[str, str]) -> Header | None:
+    for number, cells in islice(records, HEADER_SEARCH_ROWS):
+        matches = [
+            (index[key], i, " ".join(cell.split()))
+            for i, cell in enumerate(cells)
+            if (key := _header_key(cell)) in index
+        ]
+        if matches:
+            return number, matches
+    return None
+
+
+def _build(shown: str, records: Iterator[Record], columns: Sequence[Column], index: dict[str, str]) -> Table:
+    found = _find_header(records, index)
+    if found is None:
+        expected = "; ".join("/".join(c.headers) for c in columns if c.required)
+        raise TableError(shown, f"找不到表头 (no header row in the first 10 rows; expected: {expected})")
+    header_row, matches = found
+    positions: dict[str, int] = {}
+    headers: dict[str, str] = {}
+    for field, position, written in matches:
+        if field in headers:
+            raise TableError(shown, f"与 “{headers[field]}” 重复 (duplicate column)", header_row, written)
+        positions[field], headers[field] = position, written
+    missing = [c for c in columns if c.required and c.field not in headers]
+    if missing:
+        names = "、".join(f"“{c.headers[0]}”" for c in missing)
+        accepted = "; ".join(", ".join(c.headers) for c in missing)
+        raise TableError(
+            shown, f"缺少必填列 {names} (missing required column; accepted: {accepted})", header_row
+        )
+    rows: list[TableRow] = []
+    for number, cells in records:
+        texts = [_strip(cell) for cell in cells]
+        if not any(texts):
+            continue
+        values: dict[str, str] = {}
+        for column in columns:
+            position = positions.get(column.field)
+            text = texts[position] if position is not None and position < len(texts) else ""
+            if len(text.splitlines()) > 1:
+                raise TableError(shown, "单元格内有换行 (line break in cell)", number, headers[column.field])
+            if column.required and not text:
+                raise TableError(shown, "必填项为空 (required value is empty)", number, headers[column.field])
+            values[column.field] = text
+        rows.append(TableRow(number, values))
+    return Table(shown, headers, tuple(rows))
+
+
+def _sniff_score(file: Path, shown: str, encoding: str, delimiter: str, index: dict[str, str]) -> int:
+    """How many known columns the header row names when split by `delimiter`; ties go to the earlier one."""
+    with closing(_csv_records(file, shown, encoding, delimiter)) as records:
+        found = _find_header(records, index)
+    return len({field for field, _, _ in found[1]}) if found else 0
+
+
+def _csv_encoding(file: Path) -> str:
+    """UTF-8 (BOM or not) if every line decodes, else GB18030 — what Excel in China saves."""
+    with file.open("rb") as f:
+        try:
+            for line in f:
+                line.decode("utf-8")
+        except UnicodeDecodeError:
+            return "gb18030"
+    return "utf-8"
+
+
+def _csv_lines(file: Path, shown: str, encoding: str) -> Iterator[str]:
+    # Decoding line by line (b"\n" is never part of a UTF-8 or GB18030 sequence) gives exact line numbers.
+    with file.open("rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                text = line.decode(encoding)
+            except UnicodeDecodeError as e:
+                raise TableError(shown, "无法识别编码，请存为 UTF-8 或 GBK (cannot decode)", number) from e
+            yield text.removeprefix("\ufeff") if number == 1 else text
+
+
+def _csv_records(file: Path, shown: str, encoding: str, delimiter: str) -> Iterator[Record]:
+    with closing(_csv_lines(file, shown, encoding)) as lines:
+        reader = csv.reader(lines, delimiter=delimiter)
+        start = 1  # the line where the record starts; a quoted field may span lines
+        try:
+            for cells in reader:
+                yield start, cells
+                start = reader.line_num + 1
+        except csv.Error as e:
+            raise TableError(shown, f"CSV 格式错误 (malformed CSV: {e})", start) from e
+
+
+def _xlsx_records(file: Path, shown: str, sheet: str | None) -> Iterator[Record]:
+    with file.open("rb") as f:
+        if f.read(len(_OLE_MAGIC)) == _OLE_MAGIC:
+            raise TableError(shown, "这是旧版 .xls 文件，请另存为 .xlsx (legacy .xls file; save it as .xlsx)")
+        f.seek(0)
+        try:  # openpyxl raises a zoo of exception types for damaged files
+            workbook = openpyxl.load_workbook(f, read_only=True, data_only=True)
+        except Exception as e:
+            raise TableError(shown, f"无法读取 Excel 文件 (damaged or not an .xlsx file: {e})") from e
+        try:
+            sheets = {ws.title: ws for ws in workbook.worksheets}
+            name = sheet if sheet is not None else next(iter(sheets), None)
+            if name is None or name not in sheets:
+                listed = ", ".join(sheets) or "none"
+                raise TableError(shown, f"找不到工作表 “{name or ''}” (no such sheet; sheets: {listed})")
+            worksheet = sheets[name]
+            worksheet.reset_dimensions()  # some writers record a wrong size; read every row that is there
+            try:
+                for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
+                    yield number, [_cell_text(value) for value in values]
+            except Exception as e:
+                raise TableError(shown, f"无法读取 Excel 文件 (damaged worksheet: {e})") from e
+        finally:
+            workbook.close()
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:.15g}"  # 15 digits, as Excel shows
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time() else value.isoformat(sep=" ")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
