@@ -1,0 +1,238 @@
+"""A real aiosmtpd server for transport tests, recording what it receives, with faults injected on command."""
+
+import asyncio
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from collections import deque
+from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import default as default_policy
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+
+Stage = Literal["mail", "rcpt", "data"]
+
+
+def free_port() -> int:
+    """A port nothing listens on at this moment (the OS may hand it out again later)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def self_signed_context(folder: Path) -> ssl.SSLContext | None:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1; None without openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@dataclass(frozen=True)
+class Received:
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+    message_id: str | None
+    login: str | None  # the AUTH user of the session, None when it did not authenticate
+    tls: bool
+    connection: int  # 1 for the first connection the server accepted, 2 for the next…
+
+
+class _Controller(Controller):
+    """Serves on a socket bound to port 0 before start, so the port is known and cannot be taken meanwhile."""
+
+    def __init__(self, handler: "_Handler", sock: socket.socket, **smtp_kwargs: Any) -> None:
+        super().__init__(handler, hostname="127.0.0.1", port=sock.getsockname()[1], **smtp_kwargs)
+        self._sock = sock
+        self._handler = handler
+
+    def _create_server(self) -> Any:
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
+
+    def factory(self) -> SMTP:
+        smtp = super().factory()
+        self._handler.connected(smtp)
+        return smtp
+
+
+class _Handler:
+    def __init__(self, username: str | None, password: str | None) -> None:
+        self.lock = threading.Lock()
+        self.messages: list[Received] = []
+        self.connection_count = 0
+        self.connection_of: dict[int, int] = {}  # id(aiosmtpd SMTP instance) → connection number
+        self.faults: dict[Stage, deque[str]] = {"mail": deque(), "rcpt": deque(), "data": deque()}
+        self.refused: dict[str, int] = {}
+        self.drops = 0
+        self.username = username
+        self.password = password
+
+    def connected(self, smtp: SMTP) -> None:
+        with self.lock:
+            self.connection_count += 1
+            self.connection_of[id(smtp)] = self.connection_count
+
+    def take_fault(self, stage: Stage) -> str | None:
+        with self.lock:
+            return self.faults[stage].popleft() if self.faults[stage] else None
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == self.username
+            and auth_data.password.decode() == self.password
+        )
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, options: list[str]
+    ) -> str:
+        if fault := self.take_fault("mail"):
+            return fault
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, options: list[str]
+    ) -> str:
+        if fault := self.take_fault("rcpt"):
+            return fault
+        with self.lock:
+            code = self.refused.get(address)
+        if code is not None:
+            return f"{code} {code // 100}.1.1 <{address}>: no such user"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
+        with self.lock:
+            drop = self.drops > 0
+            self.drops -= drop
+        if drop and isinstance(server.transport, asyncio.WriteTransport):
+            server.transport.abort()  # nothing written after abort() reaches the client
+            return "421 dropped"
+        if fault := self.take_fault("data"):
+            return fault
+        data = envelope.original_content or b""
+        headers = BytesParser(policy=default_policy).parsebytes(data, headersonly=True)
+        login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
+        with self.lock:
+            self.messages.append(
+                Received(
+                    sender=envelope.mail_from or "",
+                    recipients=tuple(envelope.rcpt_tos),
+                    data=data,
+                    message_id=headers["Message-ID"],
+                    login=login,
+                    tls=server.transport is not None and server.transport.get_extra_info("sslcontext") is not None,
+                    connection=self.connection_of.get(id(server), 0),
+                )
+            )
+        return "250 OK"
+
+
+class RecordingServer:
+    host = "127.0.0.1"
+
+    def __init__(
+        self,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        tls: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+    ) -> None:
+        """`tls` offers STARTTLS, or with `implicit_tls` wraps the whole connection (SMTPS)."""
+        self._handler = _Handler(username, password)
+        self._sock = socket.socket()
+        self._sock.bind((self.host, 0))
+        self.port: int = self._sock.getsockname()[1]
+        options: dict[str, Any] = {"server_hostname": "recording.test"}
+        if username is not None:
+            options |= {"authenticator": self._handler.authenticate, "auth_require_tls": False}
+        if tls is not None:
+            options["ssl_context" if implicit_tls else "tls_context"] = tls
+        self._controller = _Controller(self._handler, self._sock, **options)
+
+    def start(self) -> None:
+        self._controller.start()
+        with self._handler.lock:  # forget the probe connection Controller.start() makes
+            self._handler.connection_count = 0
+            self._handler.connection_of.clear()
+
+    def stop(self) -> None:
+        self._controller.stop()
+        self._sock.close()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def messages(self) -> list[Received]:
+        with self._handler.lock:
+            return list(self._handler.messages)
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted since start."""
+        with self._handler.lock:
+            return self._handler.connection_count
+
+    def fail_next(self, code: int, text: str, count: int = 1, stage: Stage = "data") -> None:
+        """Answer the next `count` commands of `stage` (MAIL, RCPT or the end of DATA) with `code text`."""
+        with self._handler.lock:
+            self._handler.faults[stage].extend([f"{code} {text}"] * count)
+
+    def refuse_recipient(self, address: str, code: int = 550) -> None:
+        with self._handler.lock:
+            self._handler.refused[address] = code
+
+    def drop_next(self, count: int = 1) -> None:
+        """Close the next `count` connections after the message data arrives, before answering it."""
+        with self._handler.lock:
+            self._handler.drops += count

@@ -1,0 +1,296 @@
+import asyncio
+import logging
+import shutil
+import ssl
+from collections import deque
+from collections.abc import Iterable, Iterator
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import SMTP as SMTP_POLICY
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reminders.deliver import (
+    DeliveryError,
+    Envelope,
+    Outcome,
+    SmtpSettings,
+    deliver_maildir,
+    deliver_smtp,
+)
+from tests.smtpserver import RecordingServer, free_port, self_signed_context
+
+PASSWORD = "correct-horse-battery"
+
+
+class Outbox:
+    """Stands in for the database outbox: hands out envelopes, records outcomes once each."""
+
+    def __init__(self, envelopes: Iterable[Envelope]) -> None:
+        self.pending = deque(envelopes)
+        self.outcomes: dict[int, Outcome] = {}
+
+    def claim(self) -> Envelope | None:
+        return self.pending.popleft() if self.pending else None
+
+    def settle(self, outcome: Outcome) -> None:
+        assert outcome.key not in self.outcomes, f"settled twice: {outcome.key}"
+        self.outcomes[outcome.key] = outcome
+
+
+def envelope(key: int, recipients: tuple[str, ...] = ("ann@example.org",)) -> Envelope:
+    msg = EmailMessage()
+    msg["From"] = "office@example.org"
+    msg["To"] = ", ".join(recipients)
+    msg["Subject"] = f"Reminder {key}"
+    msg["Message-ID"] = f"<reminder-{key}@example.org>"
+    msg.set_content(f"Monthly progress is due (item {key}).\n.a line starting with a dot\n")
+    return Envelope(key, "office@example.org", recipients, msg.as_bytes(policy=SMTP_POLICY), msg["Message-ID"])
+
+
+def run_smtp(settings: SmtpSettings, envelopes: Iterable[Envelope]) -> Outbox:
+    outbox = Outbox(envelopes)
+    asyncio.run(deliver_smtp(settings, outbox.claim, outbox.settle))
+    return outbox
+
+
+def settings_for(server: RecordingServer, **overrides: Any) -> SmtpSettings:
+    base: dict[str, Any] = {"host": server.host, "port": server.port, "timeout": 5.0, "backoff": 0.01}
+    return SmtpSettings(**(base | overrides))
+
+
+@pytest.fixture
+def server() -> Iterator[RecordingServer]:
+    with RecordingServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def auth_server() -> Iterator[RecordingServer]:
+    with RecordingServer(username="office", password=PASSWORD) as srv:
+        yield srv
+
+
+def test_it_delivers_every_envelope_once_over_two_connections(server: RecordingServer) -> None:
+    envelopes = [envelope(key) for key in range(1, 21)]
+    outbox = run_smtp(settings_for(server, connections=2), envelopes)
+
+    assert outbox.outcomes == {e.key: Outcome(e.key, sent=True) for e in envelopes}
+    received = server.messages
+    assert sorted(m.message_id or "" for m in received) == sorted(e.message_id for e in envelopes)
+    assert {m.connection for m in received} == {1, 2}
+    by_id = {m.message_id: m for m in received}
+    first = by_id[envelopes[0].message_id]
+    assert first.sender == "office@example.org"
+    assert first.recipients == ("ann@example.org",)
+    assert b"\r\n.a line starting with a dot" in first.data
+
+
+def test_it_reuses_connections(server: RecordingServer) -> None:
+    run_smtp(settings_for(server, connections=2), [envelope(key) for key in range(1, 11)])
+
+    assert len(server.messages) == 10
+    assert server.connections == 2
+
+
+def test_it_opens_no_connection_without_work(server: RecordingServer) -> None:
+    run_smtp(settings_for(server), [])
+
+    assert server.connections == 0
+
+
+def test_it_retries_after_451(server: RecordingServer) -> None:
+    server.fail_next(451, "4.3.0 try again later", stage="data")
+    outbox = run_smtp(settings_for(server, connections=1), [envelope(1)])
+
+    assert outbox.outcomes[1] == Outcome(1, sent=True, attempts=2)
+    assert len(server.messages) == 1
+
+
+def test_it_gives_up_on_421_with_the_answer_in_error(server: RecordingServer) -> None:
+    server.fail_next(421, "4.3.2 service shutting down", count=100, stage="mail")
+    outbox = run_smtp(settings_for(server, connections=1, retries=3), [envelope(1)])
+
+    outcome = outbox.outcomes[1]
+    assert (outcome.sent, outcome.permanent, outcome.attempts) == (False, False, 3)
+    assert outcome.error is not None and "421 4.3.2 service shutting down" in outcome.error
+    assert server.messages == []
+
+
+def test_it_reports_one_refused_recipient_of_two(server: RecordingServer) -> None:
+    server.refuse_recipient("ghost@example.org")
+    outbox = run_smtp(settings_for(server), [envelope(1, ("ann@example.org", "ghost@example.org"))])
+
+    outcome = outbox.outcomes[1]
+    assert outcome.sent
+    assert outcome.error is not None and "ghost@example.org" in outcome.error and "550" in outcome.error
+    assert [m.recipients for m in server.messages] == [("ann@example.org",)]
+
+
+def test_it_marks_a_refused_only_recipient_permanent(server: RecordingServer) -> None:
+    server.refuse_recipient("ghost@example.org")
+    outbox = run_smtp(settings_for(server), [envelope(1, ("ghost@example.org",)), envelope(2)])
+
+    outcome = outbox.outcomes[1]
+    assert (outcome.sent, outcome.permanent, outcome.attempts) == (False, True, 1)
+    assert outcome.error is not None and "550" in outcome.error and "ghost@example.org" in outcome.error
+    assert outbox.outcomes[2].sent  # the connection stays usable after the refusal
+
+
+def test_it_marks_a_data_5xx_permanent(server: RecordingServer) -> None:
+    server.fail_next(554, "5.6.0 message content rejected", stage="data")
+    outbox = run_smtp(settings_for(server), [envelope(1)])
+
+    assert outbox.outcomes[1] == Outcome(1, sent=False, error="554 5.6.0 message content rejected", permanent=True)
+
+
+def test_it_retries_a_connection_dropped_mid_data(server: RecordingServer) -> None:
+    server.drop_next(1)
+    outbox = run_smtp(settings_for(server, connections=1), [envelope(1), envelope(2)])
+
+    assert outbox.outcomes[1] == Outcome(1, sent=True, attempts=2)
+    assert outbox.outcomes[2] == Outcome(2, sent=True)
+    assert sorted(m.message_id or "" for m in server.messages) == [envelope(1).message_id, envelope(2).message_id]
+    assert server.connections == 2
+
+
+def test_it_fails_softly_when_nothing_listens() -> None:
+    settings = SmtpSettings(host="127.0.0.1", port=free_port(), retries=3, backoff=0.01, timeout=5.0)
+    outbox = run_smtp(settings, [envelope(1), envelope(2)])
+
+    for key in (1, 2):
+        outcome = outbox.outcomes[key]
+        assert (outcome.sent, outcome.permanent, outcome.attempts) == (False, False, 3)
+        assert outcome.error is not None and "SMTPConnectError" in outcome.error
+
+
+def test_it_authenticates(auth_server: RecordingServer) -> None:
+    outbox = run_smtp(settings_for(auth_server, username="office", password=PASSWORD), [envelope(1)])
+
+    assert outbox.outcomes[1].sent
+    assert [m.login for m in auth_server.messages] == ["office"]
+
+
+def test_it_stops_on_auth_failure_without_revealing_the_password(auth_server: RecordingServer) -> None:
+    wrong = "wrong-password-123"
+    outbox = Outbox([envelope(1), envelope(2)])
+    settings = settings_for(auth_server, username="office", password=wrong, connections=1)
+
+    with pytest.raises(DeliveryError) as caught:
+        asyncio.run(deliver_smtp(settings, outbox.claim, outbox.settle))
+
+    error = caught.value
+    assert "535" in str(error)
+    assert error.unsettled == [1]
+    assert outbox.outcomes == {}
+    assert [e.key for e in outbox.pending] == [2]
+    for text in (str(error), repr(error), repr(error.__cause__), str(error.__cause__)):
+        assert wrong not in text
+    assert auth_server.messages == []
+
+
+def test_it_stops_on_tls_failure(server: RecordingServer) -> None:
+    outbox = Outbox([envelope(1)])
+    with pytest.raises(DeliveryError, match="TLS") as caught:
+        asyncio.run(deliver_smtp(settings_for(server, security="tls"), outbox.claim, outbox.settle))
+    assert caught.value.unsettled == [1]
+
+
+def test_it_stops_when_starttls_is_not_offered(server: RecordingServer) -> None:
+    outbox = Outbox([envelope(1)])
+    with pytest.raises(DeliveryError, match="STARTTLS"):
+        asyncio.run(deliver_smtp(settings_for(server, security="starttls"), outbox.claim, outbox.settle))
+
+
+def test_it_rejects_bad_settings_before_claiming() -> None:
+    outbox = Outbox([envelope(1)])
+    with pytest.raises(DeliveryError, match="connections") as caught:
+        asyncio.run(deliver_smtp(SmtpSettings(connections=0), outbox.claim, outbox.settle))
+    assert caught.value.unsettled == []
+    assert len(outbox.pending) == 1
+
+
+def test_it_hides_the_password_in_settings_repr() -> None:
+    settings = SmtpSettings(username="office", password=PASSWORD)
+
+    assert PASSWORD not in repr(settings)
+    assert PASSWORD not in str(settings)
+    assert "office" in repr(settings)
+
+
+def test_it_writes_maildir_messages_to_new(tmp_path: Path) -> None:
+    folder = tmp_path / "maildir"
+    envelopes = [envelope(key) for key in (1, 2, 3)]
+    outbox = Outbox(envelopes)
+
+    deliver_maildir(folder, outbox.claim, outbox.settle)
+
+    assert outbox.outcomes == {e.key: Outcome(e.key, sent=True) for e in envelopes}
+    files = sorted((folder / "new").iterdir())
+    assert len(files) == 3
+    parsed = [BytesParser(policy=default_policy).parsebytes(f.read_bytes()) for f in files]
+    assert sorted(str(m["Message-ID"]) for m in parsed) == [e.message_id for e in envelopes]
+    body = parsed[0].get_body()
+    assert body is not None and "Monthly progress is due" in body.get_content()
+    assert b"\r\n" not in files[0].read_bytes()
+
+
+def test_it_settles_maildir_filesystem_errors(tmp_path: Path) -> None:
+    folder = tmp_path / "maildir"
+    outbox = Outbox([envelope(1)])
+
+    def claim_then_break() -> Envelope | None:
+        claimed = outbox.claim()
+        shutil.rmtree(folder / "tmp", ignore_errors=True)
+        return claimed
+
+    deliver_maildir(folder, claim_then_break, outbox.settle)
+
+    outcome = outbox.outcomes[1]
+    assert not outcome.sent and not outcome.permanent
+    assert outcome.error is not None and "FileNotFoundError" in outcome.error
+
+
+@pytest.fixture(scope="module")
+def server_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    context = self_signed_context(tmp_path_factory.mktemp("tls"))
+    if context is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    return context
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "tls"])
+def test_it_stops_on_an_untrusted_certificate(server_tls: ssl.SSLContext, implicit: bool) -> None:
+    outbox = Outbox([envelope(1)])
+    with RecordingServer(tls=server_tls, implicit_tls=implicit) as srv:
+        settings = settings_for(srv, security="tls" if implicit else "starttls")
+        with pytest.raises(DeliveryError, match=r"TLS failure.*CERTIFICATE_VERIFY_FAILED") as caught:
+            asyncio.run(deliver_smtp(settings, outbox.claim, outbox.settle))
+        assert srv.messages == []
+    assert caught.value.unsettled == [1]
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "tls"])
+def test_it_sends_over_tls_without_verification_and_warns_once(
+    server_tls: ssl.SSLContext, implicit: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with RecordingServer("office", PASSWORD, tls=server_tls, implicit_tls=implicit) as srv:
+        settings = settings_for(
+            srv,
+            security="tls" if implicit else "starttls",
+            verify_certificates=False,
+            username="office",
+            password=PASSWORD,
+        )
+        with caplog.at_level(logging.WARNING, logger="reminders.deliver"):
+            outbox = run_smtp(settings, [envelope(key) for key in (1, 2, 3)])
+        received = srv.messages
+
+    assert all(outcome.sent for outcome in outbox.outcomes.values()) and len(outbox.outcomes) == 3
+    assert [(m.tls, m.login) for m in received] == [(True, "office")] * 3
+    warnings = [r for r in caplog.records if "verification is disabled" in r.getMessage()]
+    assert len(warnings) == 1
+    assert PASSWORD not in caplog.text
