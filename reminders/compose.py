@@ -1,0 +1,126 @@
+"""A cycle's messages as plain data: who gets what, built from the plan's status on the cycle's day."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reminders.config import Config, cron_trigger
+from reminders.context import STATES, DigestContext, Office, ReminderContext, TaskLine, UnitNotReported
+from reminders.importer import active_plan
+from reminders.models import Leader, Unit
+from reminders.status import PlanStatus, load_status
+
+Kind = Literal["reminder", "digest"]
+KINDS: tuple[Kind, ...] = ("reminder", "digest")
+
+
+class CycleError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Draft:
+    kind: Kind
+    cycle: str
+    recipient_key: str  # "unit:3" / "leader:2": stable, so a cycle is recorded once per recipient
+    recipient_name: str
+    addresses: tuple[str, ...]
+    context: ReminderContext | DigestContext
+
+
+def parse_cycle(text: str) -> tuple[int, int]:
+    try:
+        year, month = (int(part) for part in text.split("-"))
+        date(year, month, 1)
+    except ValueError:
+        raise CycleError(f"周期应为 YYYY-MM，而不是 “{text}” (cycle must be YYYY-MM)") from None
+    return year, month
+
+
+def fire_time(config: Config, cycle: str, kind: Kind) -> datetime:
+    """When the kind's cron fires in the cycle's month (in the schedule's time zone)."""
+    year, month = parse_cycle(cycle)
+    schedule = config.schedule
+    expression = schedule.reminders if kind == "reminder" else schedule.digests
+    start = datetime(year, month, 1, tzinfo=schedule.tz)
+    fire = cron_trigger(expression, schedule.timezone).get_next_fire_time(None, start)
+    if fire is None or (fire.year, fire.month) != (year, month):
+        raise CycleError(f"schedule.{kind}s 在 {cycle} 不触发 (the cron never fires in {cycle}); 请用 --as-of 指定日期")
+    return fire
+
+
+def report_by(config: Config, cycle: str) -> date:
+    year, month = parse_cycle(cycle)
+    return date(year, month, min(config.schedule.report_day, calendar.monthrange(year, month)[1]))
+
+
+def build_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind, ...],
+                 as_of: date | None = None) -> list[Draft]:
+    plan = active_plan(session)
+    office = Office(config.office.name, config.office.email)
+    units = session.scalars(select(Unit).order_by(Unit.id)).all()
+    leaders = session.scalars(select(Leader).order_by(Leader.id)).all()
+    drafts: list[Draft] = []
+    for kind in kinds:
+        day = as_of or fire_time(config, cycle, kind).date()
+        status = load_status(session, plan, day, config.schedule.due_soon_days)
+        if kind == "reminder":
+            drafts += _reminders(status, units, cycle, report_by(config, cycle), office)
+        else:
+            drafts += _digests(status, units, leaders, cycle, report_by(config, cycle), office)
+    return drafts
+
+
+def _reminders(status: PlanStatus, units: list[Unit], cycle: str, by: date, office: Office) -> list[Draft]:
+    drafts = []
+    for unit in units:
+        lines = []
+        for line in status.lines:
+            if line.state == "done":
+                continue
+            if status.lead_unit_ids.get(line.number) == unit.id:
+                lines.append(_with_role(line, "lead"))
+            elif unit.id in status.co_unit_ids.get(line.number, ()):
+                lines.append(_with_role(line, "co"))
+        if lines:
+            context = ReminderContext(unit.name, unit.contact, cycle, status.as_of, by, office, tuple(lines))
+            drafts.append(Draft("reminder", cycle, f"unit:{unit.id}", unit.name, tuple(unit.addresses), context))
+    return drafts
+
+
+def _with_role(line: TaskLine, role: Literal["lead", "co"]) -> TaskLine:
+    return replace(line, role=role)
+
+
+def _digests(status: PlanStatus, units: list[Unit], leaders: list[Leader], cycle: str, by: date,
+             office: Office) -> list[Draft]:
+    unit_names = {unit.id: unit.name for unit in units}
+    drafts = []
+    for leader in leaders:
+        scope = "all" if leader.scope == "all" else "own"
+        lines = [line for line in status.lines if scope == "all" or line.leader == leader.name]
+        if not lines:
+            continue
+        counts = {state: 0 for state in STATES}
+        for line in lines:
+            counts[line.state] += 1
+        overdue = sorted((x for x in lines if x.state == "overdue"), key=lambda x: x.days_left or 0)
+        due_soon = sorted((x for x in lines if x.state == "due_soon"), key=lambda x: x.days_left or 0)
+        missing: dict[int, list[str]] = {}
+        for line in lines:
+            if line.state in ("done", "unassigned") or line.reported:
+                continue
+            missing.setdefault(status.lead_unit_ids[line.number], []).append(line.number)
+        not_reported = tuple(UnitNotReported(unit_names[uid], tuple(numbers)) for uid, numbers in missing.items())
+        context = DigestContext(
+            leader.name, leader.title, scope, cycle, status.as_of, by, office, len(lines), counts,
+            tuple(overdue), tuple(due_soon), not_reported, tuple(lines),
+        )
+        drafts.append(Draft("digest", cycle, f"leader:{leader.id}", leader.name, tuple(leader.addresses), context))
+    return drafts

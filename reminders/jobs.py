@@ -1,0 +1,135 @@
+"""The monthly jobs: build a cycle's messages, record them in the outbox, deliver what is pending."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from reminders import outbox
+from reminders.compose import Draft, Kind, build_drafts
+from reminders.config import Config
+from reminders.db import session_scope
+from reminders.deliver import DeliveryError, Envelope, Outcome, SmtpSettings, deliver_maildir, deliver_smtp
+from reminders.models import OutboxMessage
+from reminders.render import Renderer, build_message, make_message_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SendResult:
+    recorded: int = 0
+    skipped: int = 0
+    sent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def _renderer(config: Config) -> Renderer:
+    return Renderer(config.mail.language, config.mail.templates)
+
+
+def render_draft(config: Config, renderer: Renderer, draft: Draft, now: datetime) -> outbox.Recorded:
+    mail = renderer.render(draft.kind, draft.context)
+    domain = config.mail.message_id_domain or config.smtp.sender.rpartition("@")[2]
+    message_id = make_message_id(f"{draft.kind}/{draft.cycle}/{draft.recipient_key}", domain)
+    data = build_message(
+        mail, sender=config.smtp.sender, sender_name=config.smtp.sender_name,
+        to=[(draft.recipient_name, address) for address in draft.addresses],
+        reply_to=config.office.email, message_id=message_id, date=now,
+    )
+    return outbox.Recorded(draft.kind, draft.cycle, draft.recipient_key, draft.recipient_name, draft.addresses,
+                           mail.subject, message_id, data)
+
+
+def prepare_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind],
+                  as_of: date | None = None) -> int:
+    """Record the cycle's messages that are not in the outbox yet, in one transaction; returns how many."""
+    renderer = _renderer(config)
+    now = datetime.now(config.schedule.tz)
+    with session_scope(engine) as session:
+        known = outbox.existing_keys(session, cycle, kinds)
+        drafts = [d for d in build_drafts(session, config, cycle, tuple(kinds), as_of)
+                  if (d.kind, d.recipient_key) not in known]
+        return outbox.record(session, (render_draft(config, renderer, d, now) for d in drafts))
+
+
+def preview_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], out_dir: Path,
+                  as_of: date | None = None) -> list[Path]:
+    """Write every message of the cycle as .eml files, recording and sending nothing."""
+    renderer = _renderer(config)
+    now = datetime.now(config.schedule.tz)
+    with session_scope(engine) as session:
+        drafts = build_drafts(session, config, cycle, tuple(kinds), as_of)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for draft in drafts:
+        message = render_draft(config, renderer, draft, now)
+        path = out_dir / f"{draft.kind}-{draft.cycle}-{draft.recipient_key.replace(':', '-')}.eml"
+        path.write_bytes(message.data)
+        written.append(path)
+    return written
+
+
+def send_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], as_of: date | None = None,
+               echo: Callable[[str], None] = log.info) -> SendResult:
+    result = SendResult()
+    with Session(engine) as session:
+        result.skipped = outbox.counts(session, cycle, kinds).get("sent", 0)
+    result.recorded = prepare_cycle(engine, config, cycle, kinds, as_of)
+    names: dict[int, str] = {}
+    tried: set[int] = set()
+
+    def claim() -> Envelope | None:
+        envelope = outbox.claim_next(engine, cycle, kinds, config.smtp.sender, tried)
+        if envelope is not None:
+            with Session(engine) as session:
+                row = session.get(OutboxMessage, envelope.key)
+                assert row is not None
+                names[envelope.key] = f"{row.kind} {row.recipient_name} <{', '.join(envelope.recipients)}>"
+        return envelope
+
+    def settle(outcome: Outcome) -> None:
+        outbox.settle(engine, outcome)
+        label = names.get(outcome.key, str(outcome.key))
+        if outcome.sent:
+            result.sent.append(label)
+            echo(f"已发送 sent     {label}" + (f"  ({outcome.error})" if outcome.error else ""))
+        else:
+            tried.add(outcome.key)
+            result.failed.append(f"{label}: {outcome.error}")
+            echo(f"失败   failed   {label}: {outcome.error}")
+
+    if config.delivery.transport == "maildir":
+        deliver_maildir(config.delivery.maildir, claim, settle)
+    else:
+        settings = smtp_settings(config)
+        try:
+            asyncio.run(deliver_smtp(settings, claim, settle))
+        except DeliveryError as exc:
+            outbox.release(engine, getattr(exc, "unsettled", []))
+            raise
+    return result
+
+
+def smtp_settings(config: Config) -> SmtpSettings:
+    smtp = config.smtp
+    return SmtpSettings(
+        host=smtp.host, port=smtp.port, security=smtp.security, username=smtp.username,
+        password=config.smtp_password(), timeout=smtp.timeout, connections=smtp.connections,
+        verify_certificates=smtp.verify_certificates, retries=smtp.retries, backoff=smtp.backoff,
+    )
+
+
+def outbox_rows(engine: Engine, cycle: str | None = None) -> list[OutboxMessage]:
+    with Session(engine) as session:
+        query = select(OutboxMessage).order_by(OutboxMessage.id)
+        if cycle:
+            query = query.where(OutboxMessage.cycle == cycle)
+        return list(session.scalars(query))

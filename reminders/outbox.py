@@ -1,0 +1,127 @@
+"""The outbox: every message is recorded before it is sent, claimed by one sender at a time, then settled.
+
+A row is claimed with a conditional UPDATE (and `FOR UPDATE SKIP LOCKED` on PostgreSQL) in a short transaction of
+its own, so no transaction is ever held open across an SMTP call and two senders never take the same row. A row left
+'sending' by a process that died is taken again once its lease has run out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from reminders.deliver import Envelope, Outcome
+from reminders.models import OutboxMessage
+
+LEASE = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    kind: str
+    cycle: str
+    recipient_key: str
+    recipient_name: str
+    addresses: tuple[str, ...]
+    subject: str
+    message_id: str
+    data: bytes
+
+
+def existing_keys(session: Session, cycle: str, kinds: Sequence[str]) -> set[tuple[str, str]]:
+    rows = session.execute(
+        select(OutboxMessage.kind, OutboxMessage.recipient_key)
+        .where(OutboxMessage.cycle == cycle, OutboxMessage.kind.in_(kinds))
+    )
+    return {(kind, key) for kind, key in rows}
+
+
+def record(session: Session, messages: Iterable[Recorded]) -> int:
+    """Insert messages not recorded yet (a concurrent sender may have recorded some); returns how many were new."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    now = datetime.now(UTC)
+    added = 0
+    for message in messages:
+        statement = insert(OutboxMessage).values(
+            kind=message.kind, cycle=message.cycle, recipient_key=message.recipient_key,
+            recipient_name=message.recipient_name, addresses=";".join(message.addresses), subject=message.subject,
+            message_id=message.message_id, data=message.data, state="pending", attempts=0, created_at=now,
+        ).on_conflict_do_nothing()
+        added += session.execute(statement).rowcount or 0
+    return added
+
+
+def _claimable(cycle: str, kinds: Sequence[str], now: datetime):  # type: ignore[no-untyped-def]
+    stale = and_(OutboxMessage.state == "sending", OutboxMessage.claimed_at < now - LEASE)
+    return and_(OutboxMessage.cycle == cycle, OutboxMessage.kind.in_(kinds),
+                or_(OutboxMessage.state == "pending", stale))
+
+
+def claim_next(engine: Engine, cycle: str, kinds: Sequence[str], sender: str,
+               tried: Collection[int] = ()) -> Envelope | None:
+    """Take one message for this process, committing the claim before anything is sent.
+
+    `tried` holds the messages that already failed in this run: they wait for the next run instead of looping.
+    """
+    postgres = engine.dialect.name == "postgresql"
+    while True:
+        now = datetime.now(UTC)
+        with Session(engine) as session, session.begin():
+            query = select(OutboxMessage.id, OutboxMessage.state, OutboxMessage.claimed_at).where(
+                _claimable(cycle, kinds, now)).order_by(OutboxMessage.id).limit(1)
+            if tried:
+                query = query.where(OutboxMessage.id.not_in(list(tried)))
+            if postgres:
+                query = query.with_for_update(skip_locked=True)
+            row = session.execute(query).first()
+            if row is None:
+                return None
+            claimed = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id, OutboxMessage.state == row.state,
+                       OutboxMessage.claimed_at.is_(None) if row.claimed_at is None
+                       else OutboxMessage.claimed_at == row.claimed_at)
+                .values(state="sending", claimed_at=now, attempts=OutboxMessage.attempts + 1)
+                .returning(OutboxMessage.recipient_key, OutboxMessage.addresses, OutboxMessage.data,
+                           OutboxMessage.message_id)
+            ).first()
+            if claimed is None:
+                continue  # another sender took it between our SELECT and UPDATE
+            recipients = tuple(a for a in claimed.addresses.split(";") if a)
+            return Envelope(row.id, sender, recipients, claimed.data, claimed.message_id)
+
+
+def settle(engine: Engine, outcome: Outcome) -> None:
+    state = "sent" if outcome.sent else ("failed" if outcome.permanent else "pending")
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == outcome.key, OutboxMessage.state == "sending")
+            .values(state=state, last_error=outcome.error, claimed_at=None,
+                    sent_at=datetime.now(UTC) if outcome.sent else None)
+        )
+
+
+def release(engine: Engine, keys: Iterable[int]) -> None:
+    """Put claimed rows back, untouched, when a run stops before it could send them."""
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(list(keys)), OutboxMessage.state == "sending")
+            .values(state="pending", claimed_at=None, attempts=OutboxMessage.attempts - 1)
+        )
+
+
+def counts(session: Session, cycle: str, kinds: Sequence[str]) -> dict[str, int]:
+    rows = session.execute(
+        select(OutboxMessage.state, func.count()).where(OutboxMessage.cycle == cycle, OutboxMessage.kind.in_(kinds))
+        .group_by(OutboxMessage.state)
+    )
+    return {state: number for state, number in rows}
