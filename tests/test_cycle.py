@@ -1,0 +1,156 @@
+"""Progress, status and the monthly send, end to end through the CLI against a real SMTP server."""
+
+import csv
+import io
+import json
+from email import message_from_bytes, policy
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reminders.db import make_engine
+from reminders.models import OutboxMessage
+from tests.conftest import Cli
+from tests.smtpserver import RecordingServer
+
+
+def status(run: Cli, as_of: str = "2021-06-20") -> dict[str, dict]:
+    return {t["number"]: t for t in json.loads(run("status", "--as-of", as_of, "--format", "json").output)}
+
+
+def outbox(run: Cli) -> list[OutboxMessage]:
+    import tomllib
+
+    url = tomllib.loads(run.config.read_text(encoding="utf-8"))["database"]["url"]
+    with Session(make_engine(url)) as session:
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def parsed(data: bytes):
+    return message_from_bytes(data, policy=policy.default)
+
+
+def test_it_records_progress_history_and_marks_the_month_reported(loaded: Cli) -> None:
+    loaded("progress", "3", "--unit", "民族工作处", "--percent", "40", "--note", "完成宣讲12场", "--date", "2021-05-28")
+    loaded("progress", "3", "--unit", "民族工作处", "--percent", "60", "--note", "完成宣讲20场", "--date", "2021-06-18")
+    task = status(loaded)["3"]
+    assert task["reported"] is True
+    assert task["latest_progress"]["percent"] == 60 and task["latest_progress"]["note"] == "完成宣讲20场"
+    assert status(loaded, "2021-07-01")["3"]["reported"] is False  # a new month wants a new report
+    assert status(loaded, "2021-05-31")["3"]["latest_progress"]["percent"] == 40  # the history is kept
+
+
+def test_it_stops_reminding_a_done_task(loaded: Cli, smtp: RecordingServer) -> None:
+    loaded("progress", "19", "--unit", "办公室", "--done", "--note", "已办结", "--date", "2021-06-10")
+    assert status(loaded)["19"]["state"] == "done"
+    loaded("send", "--cycle", "2021-06", "--kind", "reminders")
+    office = [m for m in smtp.messages if "bangongshi@example.org" in m.recipients]
+    assert len(office) == 1
+    body = parsed(office[0].data).get_body(("plain",)).get_content()
+    assert "【1】" in body and "【19】" not in body
+
+
+def test_it_refuses_progress_from_a_unit_that_does_not_own_the_task(loaded: Cli) -> None:
+    result = loaded("progress", "3", "--unit", "信息中心", "--note", "x", ok=False)
+    assert "does not own this task" in result.output
+    assert "no task 42" in loaded("progress", "42", "--unit", "办公室", "--note", "x", ok=False).output
+    assert "unknown unit" in loaded("progress", "3", "--unit", "火星处", "--note", "x", ok=False).output
+
+
+def test_it_lists_status_as_table_and_csv(loaded: Cli) -> None:
+    table = loaded("status", "--as-of", "2021-06-20").output
+    assert "逾期" in table and "宗教二处" in table and "支持宗教团体加强自身建设" in table
+    rows = list(csv.DictReader(io.StringIO(loaded("status", "--as-of", "2021-06-20", "--format", "csv").output)))
+    assert len(rows) == 19 and rows[11]["state"] == "overdue" and rows[0]["deadline"] == ""
+
+
+def test_it_sends_one_reminder_per_unit_and_one_digest_per_leader(loaded: Cli, smtp: RecordingServer) -> None:
+    result = loaded("send", "--cycle", "2021-06")
+    assert "已发送 sent 11" in result.output and "失败 failed 0" in result.output
+    assert len(smtp.messages) == 11
+    assert smtp.connections < 11  # connections are reused
+    by_address = {m.recipients[0]: parsed(m.data) for m in smtp.messages}
+    reminder = by_address["minzu@example.org"]
+    assert reminder["Subject"] == "【工作提醒】2021年6月 重点工作任务进展报送（民族工作处）"
+    assert reminder["Reply-To"] == "ducha@example.org"
+    assert reminder.get_content_type() == "multipart/alternative"
+    text = reminder.get_body(("plain",)).get_content()
+    assert "请于2021年6月25日前报送进展情况" in text
+    assert "2021年6月20日" in text  # as of the day the reminders cron fires in June
+    digest = by_address["wang.jianguo@example.org"]  # scope 全部: the whole plan
+    digest_text = digest.get_body(("plain",)).get_content()
+    assert "逾期 26 天" in digest_text  # task 12, due 2021-05-31, on 2021-06-26 when digests fire
+    assert "机关党委" in digest_text and "宗教二处" in digest_text
+    own = parsed(next(m.data for m in smtp.messages if m.recipients[0] == "chen.jing@example.org"))
+    assert "支持宗教团体加强自身建设" not in own.get_body(("plain",)).get_content()  # not her task
+    assert set(smtp.messages[7].recipients) | set(smtp.messages[9].recipients) >= {
+        "zhang.hua@example.org", "zhang.hua.office@example.org"}
+
+
+def test_it_sends_nothing_twice_when_a_cycle_is_sent_again(loaded: Cli, smtp: RecordingServer) -> None:
+    loaded("send", "--cycle", "2021-06")
+    again = loaded("send", "--cycle", "2021-06")
+    assert "已发送 sent 0" in again.output and "skipped 11" in again.output
+    assert len(smtp.messages) == 11
+    assert len({m.message_id for m in smtp.messages}) == 11
+
+
+def test_it_records_every_message_before_sending_and_retries_a_failure_next_time(
+    loaded: Cli, smtp: RecordingServer
+) -> None:
+    smtp.fail_next(451, "4.3.0 try again later", count=10, stage="data")
+    first = loaded("send", "--cycle", "2021-06", "--kind", "digests", ok=False)
+    assert first.exit_code == 1
+    assert "451 4.3.0 try again later" in first.output
+    rows = outbox(loaded)
+    assert len(rows) == 4
+    failed = [r for r in rows if r.state == "pending"]
+    assert failed and all("451" in (r.last_error or "") for r in failed)
+    assert all(r.state in ("sent", "pending") for r in rows)
+    second = loaded("send", "--cycle", "2021-06", "--kind", "digests")
+    assert "失败 failed 0" in second.output
+    assert all(r.state == "sent" for r in outbox(loaded))
+    assert sorted(m.recipients[0] for m in smtp.messages) == sorted(
+        ["wang.jianguo@example.org", "li.ming@example.org", "zhang.hua@example.org", "chen.jing@example.org"])
+    ids = [r.message_id for r in outbox(loaded)]
+    assert {m.message_id for m in smtp.messages} == set(ids)  # a retry reuses the recorded Message-ID
+
+
+def test_it_fails_one_refused_recipient_and_sends_the_others(loaded: Cli, smtp: RecordingServer) -> None:
+    smtp.refuse_recipient("xinxi@example.org", 550)
+    result = loaded("send", "--cycle", "2021-06", "--kind", "reminders", ok=False)
+    assert result.exit_code == 1
+    assert "信息中心" in result.output and "550" in result.output
+    assert len(smtp.messages) == 6
+    states = {r.recipient_name: r.state for r in outbox(loaded)}
+    assert states["信息中心"] == "failed" and states["办公室"] == "sent"
+
+
+def test_it_lists_without_recording_on_dry_run(loaded: Cli, smtp: RecordingServer) -> None:
+    result = loaded("send", "--cycle", "2021-06", "--dry-run")
+    assert "共 11 封" in result.output
+    assert outbox(loaded) == [] and smtp.messages == []
+
+
+def test_it_writes_a_preview_of_every_message(loaded: Cli, smtp: RecordingServer, tmp_path: Path) -> None:
+    loaded("preview", "--cycle", "2021-06", "--out", str(tmp_path / "preview"))
+    files = sorted((tmp_path / "preview").glob("*.eml"))
+    assert len(files) == 11
+    message = parsed(files[0].read_bytes())
+    assert message["Message-ID"] and message["Date"]
+    assert outbox(loaded) == [] and smtp.messages == []
+
+
+def test_it_delivers_into_a_maildir(loaded: Cli, tmp_path: Path) -> None:
+    text = loaded.config.read_text(encoding="utf-8").replace('transport = "smtp"', 'transport = "maildir"')
+    loaded.config.write_text(text, encoding="utf-8")
+    loaded("send", "--cycle", "2021-06", "--as-of", "2021-06-21")
+    mails = list((tmp_path / "maildir" / "new").iterdir())
+    assert len(mails) == 11
+    subjects = {parsed(p.read_bytes())["Subject"] for p in mails}
+    assert "【工作提醒】2021年6月 重点工作任务进展报送（办公室）" in subjects
+
+
+def test_it_refuses_a_malformed_cycle(loaded: Cli) -> None:
+    assert "YYYY-MM" in loaded("send", "--cycle", "2021-13", ok=False).output
