@@ -27,7 +27,7 @@ def daemon(config: Path) -> subprocess.Popen[str]:
     )
 
 
-def wait_for(predicate, timeout: float = 20.0) -> None:  # noqa: ANN001
+def wait_for(predicate, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
