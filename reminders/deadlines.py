@@ -30,7 +30,8 @@ _YEAR_WORDS = frozenset(
 _RECURRING = re.compile(r"每(?:月|季度|季|半年|年|周)(?P<rest>.*)")
 _SPLIT = re.compile(r"[、,;和及与]")
 _Y = r"(?:(?P<y>\d{4})年)?"
-_ISO = re.compile(r"(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})日?")
+# A spreadsheet date cell with a time of day arrives as "2021-06-30 14:30:00"; the time is dropped.
+_ISO = re.compile(r"(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})日?(?:T?\d{1,2}:\d{2}(?::\d{2})?)?")
 _DAY = re.compile(_Y + r"(?P<m>\d{1,2})月(?P<d>\d{1,2})[日号]")
 _DEKAD = re.compile(_Y + r"(?P<m>\d{1,2})月(?P<x>上旬|中旬|下旬)")
 _MONTH = re.compile(_Y + r"(?P<m>\d{1,2})月份?(?:底|末)?")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from reminders.deadlines import DeadlineError, parse_deadline
 from reminders.models import Assignment, CoUnit, Leader, Plan, Section, Task, Unit
 from reminders.planparse import ParsedPlan
-from reminders.tables import Column, Table, parse_emails, read_table, split_list
+from reminders.tables import Column, Table, TableError, parse_emails, read_table, split_list
 
 UNIT_COLUMNS = (
     Column("name", ("单位", "单位名称", "name", "unit")),
@@ -34,10 +35,12 @@ LEADER_COLUMNS = (
 ASSIGNMENT_COLUMNS = (
     Column("task", ("序号", "任务序号", "task", "number")),
     Column("leader", ("责任领导", "leader"), required=False),
-    Column("lead_unit", ("牵头单位", "lead_unit", "lead unit")),
+    Column("lead_unit", ("牵头单位", "lead_unit", "lead unit"), required=False),
+    Column("units", ("责任单位", "responsible_units", "units"), required=False),
     Column("co_units", ("配合单位", "co_units", "co-units", "co units"), required=False),
-    Column("deadline", ("完成时限", "deadline")),
+    Column("deadline", ("完成时限", "时限", "完成时间", "deadline"), required=False),
 )
+SECTION_ROW = re.compile(r"^[一二三四五六七八九十]+[、.．]")  # a section heading row inside a breakdown table
 SCOPES = {"分管": "own", "own": "own", "": "own", "全部": "all", "all": "all"}
 
 
@@ -202,6 +205,8 @@ def import_assignments(session: Session, path: Path) -> ImportReport:
     """Assign tasks of the active plan; tasks the file does not name keep their assignment."""
     plan = active_plan(session)
     table = read_table(path, ASSIGNMENT_COLUMNS)
+    if "lead_unit" not in table.headers and "units" not in table.headers:
+        raise TableError(table.path, "缺少“牵头单位”或“责任单位”列 (no lead_unit or units column)")
     tasks = {t.number: t for t in session.scalars(
         select(Task).where(Task.plan_id == plan.id, Task.removed_at.is_(None))
         .options(selectinload(Task.assignment).selectinload(Assignment.co_units))
@@ -218,19 +223,29 @@ def import_assignments(session: Session, path: Path) -> ImportReport:
 
     for row in table.rows:
         v = row.values
+        if SECTION_ROW.match(v["task"]):
+            continue
         number = v["task"].rstrip(".．、")
         if number not in tasks:
             raise table.error(row, "task", f"计划中没有第 {number} 项任务 (task not in the plan “{plan.title}”)")
         if number in seen:
             raise table.error(row, "task", f"任务 {number} 与第 {seen[number]} 行重复 (duplicate task)")
         seen[number] = row.number
-        lead = unit(row, "lead_unit", v["lead_unit"])
-        co_units = [unit(row, "co_units", name) for name in split_list(v.get("co_units", ""))]
+        responsible = split_list(v.get("units", ""))  # 责任单位: the first listed leads
+        if v.get("lead_unit"):
+            lead = unit(row, "lead_unit", v["lead_unit"])
+        elif responsible:
+            lead = unit(row, "units", responsible.pop(0))
+        else:
+            column = "lead_unit" if "lead_unit" in table.headers else "units"
+            raise table.error(row, column, "缺少牵头单位 (no lead unit)")
+        co_units = [unit(row, "units", name) for name in responsible]
+        co_units += [unit(row, "co_units", name) for name in split_list(v.get("co_units", ""))]
         leader_name = v.get("leader") or lead.leader_name
         if leader_name and leader_name not in leaders:
             raise table.error(row, "leader", f"未知的领导 “{leader_name}” (unknown leader)")
         try:
-            deadline = parse_deadline(v["deadline"], year)
+            deadline = parse_deadline(v.get("deadline", ""), year)
         except DeadlineError as exc:
             raise table.error(row, "deadline", str(exc)) from None
         task = tasks[number]

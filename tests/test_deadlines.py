@@ -133,3 +133,7 @@ def test_it_normalises_numerals_widths_and_spaces() -> None:
 )
 def test_it_finds_a_deadline_inside_task_text(text: str, found: str | None) -> None:
     assert find_deadline(text) == found
+
+
+def test_it_reads_a_spreadsheet_date_with_a_time_of_day() -> None:
+    assert parse_deadline("2021-06-30 14:30:00", 2021).due == date(2021, 6, 30)

@@ -152,3 +152,30 @@ def test_it_asks_for_init_on_a_database_never_initialised(tmp_path: Path) -> Non
     fresh = Cli(write_config(tmp_path / "fresh.toml", f"sqlite:///{tmp_path / 'new.sqlite3'}"))
     result = fresh("status", ok=False)
     assert "reminders init" in result.output
+
+
+def test_it_reads_a_breakdown_table_with_section_rows_and_responsible_units(run: Cli, tmp_path: Path) -> None:
+    """责任单位 lists the lead first [HZ]; section heading rows and an empty deadline (inferred 12-31) are accepted."""
+    run("import-plan", str(EXAMPLES / "plan-2021.txt"))
+    run("import-leaders", str(EXAMPLES / "leaders.csv"))
+    run("import-units", str(EXAMPLES / "units.csv"))
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["序号", "工作任务", "责任领导", "责任单位", "完成时限"])
+    sheet.append(["一、深入贯彻学习习近平新时代中国特色社会主义思想和十九届五中全会精神"])
+    sheet.append([1, "持续抓好…", "王建国", "机关党委、办公室", "长期坚持"])
+    sheet.append([2, "认真学习…", None, "宗教一处，宗教二处", None])
+    path = tmp_path / "breakdown.xlsx"
+    book.save(path)
+    assert "新增 added: 2  (1、2)" in run("import-assignments", str(path)).output
+    tasks = status_json(run)
+    assert tasks[0]["lead_unit"] == "机关党委" and tasks[0]["co_units"] == ["办公室"]
+    assert tasks[1]["lead_unit"] == "宗教一处" and tasks[1]["leader"] == "张华"  # the lead unit's 分管领导
+    assert tasks[1]["deadline"] == "2021-12-31"
+
+
+def test_it_refuses_a_table_without_any_unit_column(run: Cli, tmp_path: Path) -> None:
+    run("import-plan", str(EXAMPLES / "plan-2021.txt"))
+    path = _assignments(tmp_path, "")
+    path.write_text("序号,完成时限\n1,年底前\n", encoding="utf-8")
+    assert "tasks.csv: 缺少“牵头单位”或“责任单位”列" in run("import-assignments", str(path), ok=False).output

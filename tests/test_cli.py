@@ -1,0 +1,49 @@
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import inspect
+
+from reminders import db
+from reminders.cli import cli
+from tests.conftest import Cli
+
+COMMANDS = sorted(cli.commands)
+
+
+def test_it_has_the_commands_of_the_monthly_cycle() -> None:
+    assert set(COMMANDS) >= {"init", "import-plan", "import-units", "import-leaders", "import-assignments",
+                             "progress", "status", "send", "preview", "run", "check-config"}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_it_explains_every_command(command: str) -> None:
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    summary = result.output.split("\n\n")[1]
+    assert len(summary.strip()) > 10, result.output
+
+
+def test_it_runs_as_a_module_and_shows_help() -> None:
+    result = subprocess.run([sys.executable, "-m", "reminders", "--help"], capture_output=True, text=True, check=True)
+    assert "Monthly reminders" in result.stdout and "import-plan" in result.stdout
+
+
+def test_it_knows_the_newest_migration() -> None:
+    assert db.head_revision() == db.HEAD
+
+
+def test_it_creates_the_schema_and_upgrades_idempotently(run: Cli, db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    assert {"plans", "tasks", "units", "leaders", "assignments", "progress_reports", "outbox"} <= set(
+        inspect(engine).get_table_names())
+    assert "schema up to date at 0001" in run("init").output
+
+
+def test_it_masks_the_database_password(tmp_path) -> None:
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path / "r.toml", "postgresql://ducha:s3cret@127.0.0.1:1/none")
+    result = Cli(config)("check-config")
+    assert "s3cret" not in result.output and "ducha:***@127.0.0.1" in result.output
