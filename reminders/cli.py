@@ -49,6 +49,16 @@ def friendly(command: F) -> F:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
             raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
+        except Exception as exc:
+            from sqlalchemy.exc import DBAPIError
+
+            if not isinstance(exc, DBAPIError):
+                raise
+            from reminders.db import masked
+
+            url = masked(click.get_current_context().find_object(State).config.database_url)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            raise click.ClickException(f"数据库错误 (database error) {url}: {reason}") from None
 
     return wrapper  # type: ignore[return-value]
 

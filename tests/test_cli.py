@@ -47,3 +47,13 @@ def test_it_masks_the_database_password(tmp_path) -> None:
     config = write_config(tmp_path / "r.toml", "postgresql://ducha:s3cret@127.0.0.1:1/none")
     result = Cli(config)("check-config")
     assert "s3cret" not in result.output and "ducha:***@127.0.0.1" in result.output
+
+
+def test_it_reports_an_unreachable_database_in_one_line(tmp_path) -> None:  # noqa: ANN001
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path / "r.toml", "postgresql://ducha:s3cret@127.0.0.1:1/none")
+    result = Cli(config)("init", ok=False)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: 数据库错误 (database error) postgresql://ducha:***@127.0.0.1:1/none")
+    assert "Traceback" not in result.output and "s3cret" not in result.output
