@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import sys
-import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -249,20 +248,20 @@ STATE_LABELS = {"overdue": "逾期", "due_soon": "临期", "on_track": "正常",
                 "done": "办结", "unassigned": "未分工"}
 
 
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
 def _cut(text: str, width: int) -> str:
+    from reminders.render import display_width
+
     out = ""
     for ch in text:
-        if _width(out + ch) > width:
+        if display_width(out + ch) > width:
             return out[:-1] + "…" if out else ""
         out += ch
     return out
 
 
 def _render_table(header: list[str], rows: list[list[str]], limits: list[int]) -> str:
+    from reminders.render import display_width as _width
+
     rows = [[_cut(cell, limit) for cell, limit in zip(row, limits, strict=True)] for row in [header, *rows]]
     widths = [max(_width(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True)).rstrip()

@@ -44,6 +44,8 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Smtp:
+    """The `[smtp]` section, and the SMTP transport's settings once `password` is filled from the environment."""
+
     host: str = "localhost"
     port: int = 25
     security: Literal["none", "starttls", "tls"] = "none"
@@ -56,6 +58,7 @@ class Smtp:
     verify_certificates: bool = True
     retries: int = 3
     backoff: float = 1.0
+    password: str | None = field(default=None, repr=False)  # never read from the file
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ def _section(cls: type, table: dict[str, Any], name: str, path: str, base: Path)
     values: dict[str, Any] = {}
     for key, value in table.items():
         dotted = f"{name}.{key}"
+        if dotted == "smtp.password":
+            raise ConfigError(path, dotted, "密码不能写在配置文件中，请用 password_env 指定环境变量 (use password_env)")
         if not hasattr(defaults, key) or key.startswith("_"):
             raise ConfigError(path, dotted, "未知的配置项 (unknown key)")
         expected = getattr(defaults, key)

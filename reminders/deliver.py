@@ -9,25 +9,12 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
 import aiosmtplib
 
+from reminders.config import Smtp as SmtpSettings
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str = "localhost"
-    port: int = 25
-    security: Literal["none", "starttls", "tls"] = "none"
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    timeout: float = 30.0
-    connections: int = 2
-    verify_certificates: bool = True
-    retries: int = 3
-    backoff: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from reminders.deadlines import DeadlineError, parse_deadline
 from reminders.models import Assignment, CoUnit, Leader, Plan, Section, Task, Unit
 from reminders.planparse import ParsedPlan
-from reminders.tables import Column, Table, TableError, parse_emails, read_table, split_list
+from reminders.tables import Column, Table, TableError, TableRow, parse_emails, read_table, split_list
 
 UNIT_COLUMNS = (
     Column("name", ("单位", "单位名称", "name", "unit")),
@@ -155,50 +156,54 @@ def _unique_names(table: Table) -> None:
         seen[name] = row.number
 
 
-def _emails(table: Table, row: object, value: str) -> str:
+def _emails(table: Table, row: TableRow, value: str) -> str:
     try:
         return ";".join(parse_emails(value))
     except ValueError as exc:
-        raise table.error(row, "email", str(exc)) from None  # type: ignore[arg-type]
+        raise table.error(row, "email", str(exc)) from None
+
+
+def _import_directory(session: Session, table: Table, model: type[Leader] | type[Unit],
+                      values_of: Callable[[TableRow], dict[str, object]]) -> ImportReport:
+    """Add or update people and units by name; the ones the table does not name are left as they are."""
+    _unique_names(table)
+    report = ImportReport()
+    existing = {item.name: item for item in session.scalars(select(model))}
+    for row in table.rows:
+        name, values = row.values["name"], values_of(row)
+        item = existing.get(name)
+        _upsert(report, item, name, values)
+        if item is None:
+            session.add(model(name=name, **values))
+    session.flush()
+    return report
 
 
 def import_leaders(session: Session, path: Path) -> ImportReport:
     table = read_table(path, LEADER_COLUMNS)
-    _unique_names(table)
-    report = ImportReport()
-    leaders = {leader.name: leader for leader in session.scalars(select(Leader))}
-    for row in table.rows:
+
+    def values_of(row: TableRow) -> dict[str, object]:
         v = row.values
         scope = SCOPES.get(v.get("scope", "").strip().lower())
         if scope is None:
             raise table.error(row, "scope", f"接收范围应为 分管/own 或 全部/all，而不是 “{v['scope']}” (unknown scope)")
-        values = {"title": v.get("title", ""), "emails": _emails(table, row, v["email"]), "scope": scope}
-        leader = leaders.get(v["name"])
-        _upsert(report, leader, v["name"], values)
-        if leader is None:
-            session.add(Leader(name=v["name"], **values))
-    session.flush()
-    return report
+        return {"title": v.get("title", ""), "emails": _emails(table, row, v["email"]), "scope": scope}
+
+    return _import_directory(session, table, Leader, values_of)
 
 
 def import_units(session: Session, path: Path) -> ImportReport:
     table = read_table(path, UNIT_COLUMNS)
-    _unique_names(table)
-    report = ImportReport()
-    units = {unit.name: unit for unit in session.scalars(select(Unit))}
     leader_names = set(session.scalars(select(Leader.name)))
-    for row in table.rows:
+
+    def values_of(row: TableRow) -> dict[str, object]:
         v = row.values
         leader = v.get("leader") or None
         if leader is not None and leader not in leader_names:
             raise table.error(row, "leader", f"未知的领导 “{leader}”，请先导入领导名单 (unknown leader)")
-        values = {"emails": _emails(table, row, v["email"]), "contact": v.get("contact", ""), "leader_name": leader}
-        unit = units.get(v["name"])
-        _upsert(report, unit, v["name"], values)
-        if unit is None:
-            session.add(Unit(name=v["name"], **values))
-    session.flush()
-    return report
+        return {"emails": _emails(table, row, v["email"]), "contact": v.get("contact", ""), "leader_name": leader}
+
+    return _import_directory(session, table, Unit, values_of)
 
 
 def import_assignments(session: Session, path: Path) -> ImportReport:
@@ -216,9 +221,9 @@ def import_assignments(session: Session, path: Path) -> ImportReport:
     year = plan.year or datetime.now(UTC).year
     report, seen = ImportReport(), dict[str, int]()
 
-    def unit(row: object, column: str, name: str) -> Unit:
+    def unit(row: TableRow, column: str, name: str) -> Unit:
         if name not in units:
-            raise table.error(row, column, f"未知的单位 “{name}”，请先导入单位名单 (unknown unit)")  # type: ignore[arg-type]
+            raise table.error(row, column, f"未知的单位 “{name}”，请先导入单位名单 (unknown unit)")
         return units[name]
 
     for row in table.rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -119,12 +119,7 @@ def send_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind]
 
 
 def smtp_settings(config: Config) -> SmtpSettings:
-    smtp = config.smtp
-    return SmtpSettings(
-        host=smtp.host, port=smtp.port, security=smtp.security, username=smtp.username,
-        password=config.smtp_password(), timeout=smtp.timeout, connections=smtp.connections,
-        verify_certificates=smtp.verify_certificates, retries=smtp.retries, backoff=smtp.backoff,
-    )
+    return replace(config.smtp, password=config.smtp_password())
 
 
 def outbox_rows(engine: Engine, cycle: str | None = None) -> list[OutboxMessage]:

@@ -121,14 +121,15 @@ def percent(part: int, total: int) -> str:
     return f"{(part * 200 + total) // (total * 2) if total else 0}%"
 
 
-def _width(text: str) -> int:
+def display_width(text: str) -> int:
+    """Terminal and plain-text columns: Chinese characters take two."""
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def wpad(value: object, width: int, right: bool = False) -> str:
     """Pad to a display width, counting CJK characters as two columns, so plain-text columns line up."""
     text = str(value)
-    gap = " " * max(width - _width(text), 0)
+    gap = " " * max(width - display_width(text), 0)
     return gap + text if right else text + gap
 
 
