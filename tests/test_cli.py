@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -49,7 +50,7 @@ def test_it_masks_the_database_password(tmp_path) -> None:
     assert "s3cret" not in result.output and "ducha:***@127.0.0.1" in result.output
 
 
-def test_it_reports_an_unreachable_database_in_one_line(tmp_path) -> None:  # noqa: ANN001
+def test_it_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
     from tests.conftest import write_config
 
     config = write_config(tmp_path / "r.toml", "postgresql://ducha:s3cret@127.0.0.1:1/none")

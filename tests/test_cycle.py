@@ -154,3 +154,20 @@ def test_it_delivers_into_a_maildir(loaded: Cli, tmp_path: Path) -> None:
 
 def test_it_refuses_a_malformed_cycle(loaded: Cli) -> None:
     assert "YYYY-MM" in loaded("send", "--cycle", "2021-13", ok=False).output
+
+
+def test_it_sends_in_english_and_takes_template_overrides_from_the_config(
+    loaded: Cli, smtp: RecordingServer, tmp_path: Path
+) -> None:
+    overrides = tmp_path / "my-templates"
+    overrides.mkdir()
+    (overrides / "digest-subject.txt").write_text("Supervision digest {{ cycle }} for {{ leader }}", encoding="utf-8")
+    text = loaded.config.read_text(encoding="utf-8")
+    loaded.config.write_text(text + '\n[mail]\nlanguage = "en"\ntemplates = "my-templates"\n', encoding="utf-8")
+    loaded("send", "--cycle", "2021-06")
+    subjects = {m.recipients[0]: parsed(m.data)["Subject"] for m in smtp.messages}
+    assert subjects["li.ming@example.org"] == "Supervision digest 2021-06 for 李明"
+    reminder = parsed(next(m.data for m in smtp.messages if m.recipients[0] == "minzu@example.org"))
+    assert "Reminder" in reminder["Subject"] and "民族工作处" in reminder["Subject"]
+    assert "Overdue" in parsed(next(m.data for m in smtp.messages if m.recipients[0] == "li.ming@example.org")
+                               ).get_body(("plain",)).get_content()
