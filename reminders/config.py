@@ -7,8 +7,10 @@ Secrets never live in the file: `[smtp] password_env` names the environment vari
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -58,6 +60,7 @@ class Smtp:
     verify_certificates: bool = True
     retries: int = 3
     backoff: float = 1.0
+    max_per_minute: int = 0  # 0: no limit
     password: str | None = field(default=None, repr=False)  # never read from the file
 
 
@@ -68,7 +71,11 @@ class Schedule:
     digests: str = "0 9 26 * *"
     report_day: int = 25
     due_soon_days: int = 7
-    misfire_grace_hours: int = 72
+    misfire_grace: str = "3d"  # a duration: "90m", "12h", "3d"
+
+    @property
+    def grace(self) -> timedelta:
+        return parse_duration(self.misfire_grace)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -209,6 +216,12 @@ def _check(config: Config) -> None:
         raise ConfigError(path, "schedule.report_day", "应在 1–31 之间 (expected 1–31)")
     if schedule.due_soon_days < 0:
         raise ConfigError(path, "schedule.due_soon_days", "不能为负数 (must not be negative)")
+    try:
+        schedule.grace  # noqa: B018
+    except ValueError as exc:
+        raise ConfigError(path, "schedule.misfire_grace", str(exc)) from None
+    if smtp.max_per_minute < 0:
+        raise ConfigError(path, "smtp.max_per_minute", "不能为负数，0 表示不限 (0 means no limit)")
     if not 1 <= smtp.port <= 65535:
         raise ConfigError(path, "smtp.port", "端口应在 1–65535 之间 (expected 1–65535)")
     if smtp.connections < 1:
@@ -217,6 +230,19 @@ def _check(config: Config) -> None:
         raise ConfigError(path, "smtp.sender", f"不是邮箱地址 {smtp.sender!r} (not an email address)")
     if "@" not in config.office.email:
         raise ConfigError(path, "office.email", f"不是邮箱地址 {config.office.email!r} (not an email address)")
+
+
+_DURATION = re.compile(r"(\d+)\s*([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """ "3d", "12h", "90m", "1d12h" → a timedelta."""
+    compact = text.replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"应为时长，如 3d、12h、90m，而不是 {text!r} (expected a duration such as 3d, 12h, 90m)")
+    return sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())
 
 
 def cron_trigger(expression: str, timezone: str) -> Any:

@@ -1,7 +1,7 @@
 """The daemon: APScheduler 3 cron jobs that run the monthly cycle; the outbox, not the scheduler, knows what was sent.
 
 APScheduler's defaults would drop a job more than 1 s late and only log a job's exception; here every job has a grace
-of `misfire_grace_hours`, coalesces, runs one at a time, and a listener logs failures and misses. Jobs live in memory,
+of `misfire_grace`, coalesces, runs one at a time, and a listener logs failures and misses. Jobs live in memory,
 so a cycle whose fire time passed while the daemon was down is caught up at start (within the grace): sending is
 idempotent, so catching up a cycle that was already sent sends nothing.
 """
@@ -35,7 +35,7 @@ def run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | N
 
 def missed_fire_times(config: Config, now: datetime) -> list[tuple[Kind, datetime]]:
     """The latest fire time of each kind that fell within the grace before `now` (a restart catches these up)."""
-    grace = timedelta(hours=config.schedule.misfire_grace_hours)
+    grace = config.schedule.grace
     missed = []
     for kind in KINDS:
         trigger = cron_trigger(_expression(config, kind), config.schedule.timezone)
@@ -58,7 +58,7 @@ def build_scheduler(config: Config, engine: Engine) -> Any:
     scheduler = BackgroundScheduler(
         timezone=config.schedule.timezone,
         job_defaults={"coalesce": True, "max_instances": 1,
-                      "misfire_grace_time": config.schedule.misfire_grace_hours * 3600},
+                      "misfire_grace_time": int(config.schedule.grace.total_seconds())},
     )
     for kind in KINDS:
         scheduler.add_job(run_cycle, cron_trigger(_expression(config, kind), config.schedule.timezone),

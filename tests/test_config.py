@@ -90,3 +90,18 @@ def test_it_refuses_a_password_written_in_the_file(tmp_path: Path) -> None:
         config.load(write(tmp_path, '[smtp]\npassword = "s3cret"\n'))
     assert error.value.key == "smtp.password"
     assert "s3cret" not in str(error.value)
+
+
+def test_it_reads_the_misfire_grace_as_a_duration(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    assert config.load(write(tmp_path, '[schedule]\nmisfire_grace = "1d12h"\n')).schedule.grace == timedelta(hours=36)
+    with pytest.raises(ConfigError) as error:
+        config.load(write(tmp_path, '[schedule]\nmisfire_grace = "three days"\n'))
+    assert error.value.key == "schedule.misfire_grace" and "3d" in str(error.value)
+
+
+def test_it_refuses_a_negative_rate_limit(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        config.load(write(tmp_path, "[smtp]\nmax_per_minute = -1\n"))
+    assert error.value.key == "smtp.max_per_minute"

@@ -44,7 +44,7 @@ def stop(process: subprocess.Popen[str]) -> str:
 
 
 def test_it_finds_the_fire_times_missed_within_the_grace(tmp_path: Path) -> None:
-    path = write_config(tmp_path / "r.toml", "sqlite:///x.sqlite3", extra="misfire_grace_hours = 72\n")
+    path = write_config(tmp_path / "r.toml", "sqlite:///x.sqlite3", extra="misfire_grace = \"3d\"\n")
     config = config_module.load(str(path))
     now = datetime(2021, 6, 21, 8, 0, tzinfo=TZ)
     assert missed_fire_times(config, now) == [("reminder", datetime(2021, 6, 20, 9, 0, tzinfo=TZ))]
