@@ -82,6 +82,9 @@ def send_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind]
     result = SendResult()
     with Session(engine) as session:
         result.skipped = outbox.counts(session, cycle, kinds).get("sent", 0)
+    recovered = outbox.recover(engine)
+    if recovered:
+        log.warning("%d message(s) claimed by a sender that is gone were put back to pending", recovered)
     result.recorded = prepare_cycle(engine, config, cycle, kinds, as_of)
     names: dict[int, str] = {}
     tried: set[int] = set()

@@ -161,4 +161,5 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(200))  # "host:pid:start" of the sending process
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,15 +1,19 @@
 """The outbox: every message is recorded before it is sent, claimed by one sender at a time, then settled.
 
 A row is claimed with a conditional UPDATE (and `FOR UPDATE SKIP LOCKED` on PostgreSQL) in a short transaction of
-its own, so no transaction is ever held open across an SMTP call and two senders never take the same row. A row left
-'sending' by a process that died is taken again once its lease has run out.
+its own, so no transaction is ever held open across an SMTP call and two senders never take the same row. Each claim
+names its process; a row left 'sending' by a process of this host that is gone is put back at the start of the next
+run, and one held by a process elsewhere is taken again once its lease has run out.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -18,6 +22,50 @@ from reminders.deliver import Envelope, Outcome
 from reminders.models import OutboxMessage
 
 LEASE = timedelta(minutes=15)
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), so a reused pid is not taken for the old one."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+@cache
+def owner() -> str:
+    """This process, as written into the claims it makes."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _alive(token: str) -> bool:
+    host, _, rest = token.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host != socket.gethostname():
+        return True  # another machine's process: only its lease can tell
+    try:
+        pid = int(pid_text)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True
+    return _start_time(pid) == started
+
+
+def recover(engine: Engine) -> int:
+    """Put back the claims of this host's processes that are gone (killed mid-run); returns how many."""
+    with Session(engine) as session, session.begin():
+        owners = set(session.scalars(
+            select(OutboxMessage.claimed_by).where(OutboxMessage.state == "sending").distinct()))
+        dead = [token for token in owners if token and not _alive(token)]
+        if not dead:
+            return 0
+        return session.execute(
+            update(OutboxMessage).where(OutboxMessage.state == "sending", OutboxMessage.claimed_by.in_(dead))
+            .values(state="pending", claimed_at=None, claimed_by=None)
+        ).rowcount
 
 
 @dataclass(frozen=True)
@@ -89,7 +137,7 @@ def claim_next(engine: Engine, cycle: str, kinds: Sequence[str], sender: str,
                 .where(OutboxMessage.id == row.id, OutboxMessage.state == row.state,
                        OutboxMessage.claimed_at.is_(None) if row.claimed_at is None
                        else OutboxMessage.claimed_at == row.claimed_at)
-                .values(state="sending", claimed_at=now, attempts=OutboxMessage.attempts + 1)
+                .values(state="sending", claimed_at=now, claimed_by=owner(), attempts=OutboxMessage.attempts + 1)
                 .returning(OutboxMessage.recipient_key, OutboxMessage.addresses, OutboxMessage.data,
                            OutboxMessage.message_id)
             ).first()
@@ -104,8 +152,9 @@ def settle(engine: Engine, outcome: Outcome) -> None:
     with Session(engine) as session, session.begin():
         session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == outcome.key, OutboxMessage.state == "sending")
-            .values(state=state, last_error=outcome.error, claimed_at=None,
+            .where(OutboxMessage.id == outcome.key, OutboxMessage.state == "sending",
+                   OutboxMessage.claimed_by == owner())
+            .values(state=state, last_error=outcome.error, claimed_at=None, claimed_by=None,
                     sent_at=datetime.now(UTC) if outcome.sent else None)
         )
 
@@ -114,8 +163,9 @@ def release(engine: Engine, keys: Iterable[int]) -> None:
     """Put claimed rows back, untouched, when a run stops before it could send them."""
     with Session(engine) as session, session.begin():
         session.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_(list(keys)), OutboxMessage.state == "sending")
-            .values(state="pending", claimed_at=None, attempts=OutboxMessage.attempts - 1)
+            update(OutboxMessage).where(OutboxMessage.id.in_(list(keys)), OutboxMessage.state == "sending",
+                                        OutboxMessage.claimed_by == owner())
+            .values(state="pending", claimed_at=None, claimed_by=None, attempts=OutboxMessage.attempts - 1)
         )
 
 
