@@ -31,12 +31,13 @@ def _domain_errors() -> tuple[type[Exception], ...]:
     from reminders.deadlines import DeadlineError
     from reminders.deliver import DeliveryError
     from reminders.importer import ImportError_
+    from reminders.outbox import OutboxError
     from reminders.planparse import PlanError
     from reminders.progress import ProgressError
     from reminders.tables import TableError
 
     return (ConfigError, SchemaError, PlanError, TableError, ImportError_, ProgressError, CycleError,
-            DeadlineError, DeliveryError)
+            DeadlineError, DeliveryError, OutboxError)
 
 
 def friendly(command: F) -> F:
@@ -244,32 +245,6 @@ def progress(state: State, task: str, unit: str, percent: int | None, done: bool
                + (" · 已办结 done" if done else "") + (f" · {report.percent}%" if report.percent is not None else ""))
 
 
-STATE_LABELS = {"overdue": "逾期", "due_soon": "临期", "on_track": "正常", "ongoing": "长期",
-                "done": "办结", "unassigned": "未分工"}
-
-
-def _cut(text: str, width: int) -> str:
-    from reminders.render import display_width
-
-    out = ""
-    for ch in text:
-        if display_width(out + ch) > width:
-            return out[:-1] + "…" if out else ""
-        out += ch
-    return out
-
-
-def _render_table(header: list[str], rows: list[list[str]], limits: list[int]) -> str:
-    from reminders.render import display_width as _width
-
-    rows = [[_cut(cell, limit) for cell, limit in zip(row, limits, strict=True)] for row in [header, *rows]]
-    widths = [max(_width(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 @cli.command()
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="按此日期计算 As of this date (default today).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
@@ -283,6 +258,7 @@ def status(state: State, as_of: datetime | None, fmt: str) -> None:
     from reminders.db import session_scope
     from reminders.importer import active_plan
     from reminders.status import as_json, load_status
+    from reminders.terminal import STATE_LABELS, render_table
 
     day = as_of.date() if as_of else state.today()
     with session_scope(state.engine()) as session:
@@ -303,7 +279,7 @@ def status(state: State, as_of: datetime | None, fmt: str) -> None:
         rows = [[line.number, STATE_LABELS[line.state], line.deadline.isoformat() if line.deadline else "-",
                  "是" if line.reported else "否", line.lead_unit or "-", line.title] for line in result.lines]
         click.echo(f"《{result.plan.title}》 截至 as of {day.isoformat()}")
-        click.echo(_render_table(["序号", "状态", "时限", "本月报送", "牵头单位", "任务"], rows, [6, 6, 10, 8, 20, 50]))
+        click.echo(render_table(["序号", "状态", "时限", "本月报送", "牵头单位", "任务"], rows, [6, 6, 10, 8, 20, 50]))
         counts: dict[str, int] = {}
         for line in result.lines:
             counts[line.state] = counts.get(line.state, 0) + 1
@@ -370,6 +346,64 @@ def preview(state: State, cycle: str, kind: str, as_of: datetime | None, out: Pa
     for path in paths:
         click.echo(str(path))
     click.echo(f"共 {len(paths)} 封 written to {out}")
+
+
+STATE_NAMES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "失败"}
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--cycle", metavar="YYYY-MM", help="只看这个月 Only this month.")
+@click.option("--state", "state_filter", type=click.Choice(list(STATE_NAMES)), help="只看这个状态 Only this state.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+@friendly
+def outbox(ctx: click.Context, cycle: str | None, state_filter: str | None, fmt: str) -> None:
+    """发件记录 What was sent to whom and when: the office's evidence of 催办.
+
+    Example: reminders outbox --cycle 2021-06 --state failed
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from reminders import outbox as box
+    from reminders.db import session_scope
+    from reminders.terminal import render_table
+
+    with session_scope(ctx.find_object(State).engine()) as session:
+        rows = box.list_messages(session, cycle, state_filter)
+        records = [box.as_json(row) for row in rows]
+    if fmt == "json":
+        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    table = [[str(r["id"]), str(r["cycle"]), "提醒" if r["kind"] == "reminder" else "汇总", str(r["recipient"]),
+              STATE_NAMES[str(r["state"])], str(r["attempts"]), str(r["sent_at"] or "-")[:19],
+              "; ".join(r["addresses"]) + (f"  {r['last_error']}" if r["last_error"] else "")]  # type: ignore[arg-type]
+             for r in records]
+    click.echo(render_table(["编号", "周期", "类别", "收件人", "状态", "次数", "发送时间", "地址 / 错误"], table,
+                            [8, 7, 4, 20, 6, 4, 19, 80]))
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[str(record["state"])] = counts.get(str(record["state"]), 0) + 1
+    click.echo("  ".join(f"{STATE_NAMES[s]} {n}" for s, n in counts.items()) or "发件箱为空 (the outbox is empty)")
+
+
+@outbox.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all-failed", is_flag=True, help="所有失败的邮件 Every failed message.")
+@pass_state
+@friendly
+def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
+    """重新排队 Requeue failed messages; the next send (or the daemon's next run) sends them.
+
+    Example: reminders outbox retry --all-failed
+    """
+    from reminders import outbox as box
+    from reminders.db import session_scope
+
+    if bool(ids) == all_failed:
+        raise click.UsageError("请给出邮件编号或 --all-failed 其中之一 (give IDs or --all-failed)")
+    with session_scope(state.engine()) as session:
+        requeued = box.requeue(session, None if all_failed else list(ids))
+    click.echo(f"已重新排队 requeued {len(requeued)}: {', '.join(map(str, requeued)) or '-'}")
 
 
 @cli.command()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from reminders import outbox
@@ -123,11 +123,3 @@ def send_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind]
 
 def smtp_settings(config: Config) -> SmtpSettings:
     return replace(config.smtp, password=config.smtp_password())
-
-
-def outbox_rows(engine: Engine, cycle: str | None = None) -> list[OutboxMessage]:
-    with Session(engine) as session:
-        query = select(OutboxMessage).order_by(OutboxMessage.id)
-        if cycle:
-            query = query.where(OutboxMessage.cycle == cycle)
-        return list(session.scalars(query))

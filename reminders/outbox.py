@@ -175,3 +175,45 @@ def counts(session: Session, cycle: str, kinds: Sequence[str]) -> dict[str, int]
         .group_by(OutboxMessage.state)
     )
     return {state: number for state, number in rows}
+
+
+class OutboxError(Exception):
+    pass
+
+
+def list_messages(session: Session, cycle: str | None = None, state: str | None = None) -> list[OutboxMessage]:
+    query = select(OutboxMessage).order_by(OutboxMessage.id)
+    if cycle:
+        query = query.where(OutboxMessage.cycle == cycle)
+    if state:
+        query = query.where(OutboxMessage.state == state)
+    return list(session.scalars(query))
+
+
+def requeue(session: Session, ids: Sequence[int] | None) -> list[int]:
+    """Put failed messages back to pending for the next send (`ids` None: every failed one); a sent one is refused."""
+    if ids is None:
+        rows = list(session.scalars(select(OutboxMessage).where(OutboxMessage.state == "failed")))
+    else:
+        rows = []
+        for key in ids:
+            row = session.get(OutboxMessage, key)
+            if row is None:
+                raise OutboxError(f"发件箱中没有 {key} 号邮件 (no outbox message {key})")
+            if row.state == "sent":
+                raise OutboxError(f"{key} 号邮件已于 {row.sent_at:%Y-%m-%d %H:%M} 发送，不再重发 (already sent)")
+            rows.append(row)
+    for row in rows:
+        if row.state == "failed":
+            row.state = "pending"
+    session.flush()
+    return [row.id for row in rows]
+
+
+def as_json(row: OutboxMessage) -> dict[str, object]:
+    return {
+        "id": row.id, "kind": row.kind, "cycle": row.cycle, "recipient": row.recipient_name,
+        "addresses": row.addresses.split(";"), "subject": row.subject, "message_id": row.message_id,
+        "state": row.state, "attempts": row.attempts, "last_error": row.last_error,
+        "created_at": row.created_at.isoformat(), "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+    }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -18,6 +17,7 @@ from typing import Literal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from reminders.context import STATES, DigestContext, ReminderContext, State
+from reminders.terminal import display_width
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
 DEFAULT_LANGUAGE = "zh_CN"
@@ -119,11 +119,6 @@ def en_cycle(cycle: str) -> str:
 def percent(part: int, total: int) -> str:
     """Whole percent, rounded half up (6 of 22 → 27%); 0% for an empty total."""
     return f"{(part * 200 + total) // (total * 2) if total else 0}%"
-
-
-def display_width(text: str) -> int:
-    """Terminal and plain-text columns: Chinese characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def wpad(value: object, width: int, right: bool = False) -> str:
