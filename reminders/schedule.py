@@ -1,9 +1,10 @@
 """The daemon: APScheduler 3 cron jobs that run the monthly cycle; the outbox, not the scheduler, knows what was sent.
 
 APScheduler's defaults would drop a job more than 1 s late and only log a job's exception; here every job has a grace
-of `misfire_grace`, coalesces, runs one at a time, and a listener logs failures and misses. Jobs live in memory,
-so a cycle whose fire time passed while the daemon was down is caught up at start (within the grace): sending is
-idempotent, so catching up a cycle that was already sent sends nothing.
+of `misfire_grace`, coalesces, runs one at a time, and a listener logs failures and misses. Jobs live in memory, so at
+start the daemon looks at the last fire time of each job: within the grace it catches the cycle up (sending is
+idempotent, so a cycle already sent sends nothing); beyond it, a cycle with nothing in the outbox is logged as missed
+with the command that sends it by hand.
 """
 
 from __future__ import annotations
@@ -11,47 +12,92 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from reminders import jobs
 from reminders.compose import KINDS, Kind
 from reminders.config import Config, cron_trigger
+from reminders.db import masked
+from reminders.models import OutboxMessage
 
 log = logging.getLogger("reminders.daemon")
 
 
-def run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | None = None) -> jobs.SendResult:
+@dataclass(frozen=True)
+class Retry:
+    """How a job waits out a database it cannot reach: `attempts` tries, `delay` seconds doubling in between."""
+
+    attempts: int = 6
+    delay: float = 30.0
+
+
+def run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | None = None,
+              retry: Retry = Retry(), stop: threading.Event | None = None) -> jobs.SendResult | None:
     when = (fired_at or datetime.now(config.schedule.tz)).astimezone(config.schedule.tz)
     cycle = f"{when.year:04d}-{when.month:02d}"
-    log.info("job %s: cycle %s as of %s", kind, cycle, when.date().isoformat())
-    result = jobs.send_cycle(engine, config, cycle, (kind,), when.date(), echo=log.info)
-    log.info("job %s: cycle %s recorded %d, sent %d, skipped %d, failed %d", kind, cycle, result.recorded,
-             len(result.sent), result.skipped, len(result.failed))
-    return result
+    stop = stop or threading.Event()
+    for attempt in range(1, retry.attempts + 1):
+        log.info("job %s: cycle %s as of %s", kind, cycle, when.date().isoformat())
+        try:
+            result = jobs.send_cycle(engine, config, cycle, (kind,), when.date(), echo=log.info)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated and not _unreachable(exc):
+                raise
+            wait = retry.delay * 2 ** (attempt - 1)
+            log.error("job %s: database %s unreachable (attempt %d/%d): %s", kind, masked(config.database_url),
+                      attempt, retry.attempts, str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
+            if attempt == retry.attempts or stop.wait(wait):
+                log.error("job %s: giving up on cycle %s; send it by hand: reminders send --cycle %s --kind %ss",
+                          kind, cycle, cycle, kind)
+                return None
+            continue
+        log.info("job %s: cycle %s recorded %d, sent %d, skipped %d, failed %d", kind, cycle, result.recorded,
+                 len(result.sent), result.skipped, len(result.failed))
+        return result
+    return None
 
 
-def missed_fire_times(config: Config, now: datetime) -> list[tuple[Kind, datetime]]:
-    """The latest fire time of each kind that fell within the grace before `now` (a restart catches these up)."""
-    grace = config.schedule.grace
-    missed = []
+def _unreachable(exc: DBAPIError) -> bool:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def last_fire_times(config: Config, now: datetime) -> list[tuple[Kind, datetime]]:
+    """The latest fire time of each kind before `now`, looking back up to a year."""
+    found = []
     for kind in KINDS:
         trigger = cron_trigger(_expression(config, kind), config.schedule.timezone)
-        fire, last = trigger.get_next_fire_time(None, now - grace), None
+        fire, last = trigger.get_next_fire_time(None, now - timedelta(days=366)), None
         while fire is not None and fire <= now:
             last, fire = fire, trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
         if last is not None:
-            missed.append((kind, last))
-    return missed
+            found.append((kind, last))
+    return found
+
+
+def missed_fire_times(config: Config, now: datetime) -> list[tuple[Kind, datetime]]:
+    """The fire times a restart at `now` catches up: the latest of each kind, if within the grace."""
+    return [(kind, fire) for kind, fire in last_fire_times(config, now) if now - fire <= config.schedule.grace]
 
 
 def _expression(config: Config, kind: Kind) -> str:
     return config.schedule.reminders if kind == "reminder" else config.schedule.digests
 
 
-def build_scheduler(config: Config, engine: Engine) -> Any:
+def _recorded(engine: Engine, kind: Kind, cycle: str) -> int:
+    with Session(engine) as session:
+        query = select(func.count()).where(OutboxMessage.kind == kind, OutboxMessage.cycle == cycle)
+        return session.scalar(query) or 0
+
+
+def build_scheduler(config: Config, engine: Engine, stop: threading.Event | None = None) -> Any:
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -62,7 +108,8 @@ def build_scheduler(config: Config, engine: Engine) -> Any:
     )
     for kind in KINDS:
         scheduler.add_job(run_cycle, cron_trigger(_expression(config, kind), config.schedule.timezone),
-                          args=(config, engine, kind), id=kind, name=f"monthly {kind}s", replace_existing=True)
+                          args=(config, engine, kind), kwargs={"stop": stop}, id=kind, name=f"monthly {kind}s",
+                          replace_existing=True)
 
     def listen(event: Any) -> None:
         if event.code == EVENT_JOB_ERROR:
@@ -78,7 +125,7 @@ def build_scheduler(config: Config, engine: Engine) -> Any:
     return scheduler
 
 
-def run_daemon(config: Config, engine: Engine, stop: threading.Event | None = None) -> None:
+def run_daemon(config: Config, engine: Engine, stop: threading.Event | None = None, retry: Retry = Retry()) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set); a running job is allowed to finish."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -86,16 +133,30 @@ def run_daemon(config: Config, engine: Engine, stop: threading.Event | None = No
             signal.signal(signum, lambda number, _frame: (log.info("signal %d: stopping", number), stop.set()))
     # The listener logs job errors with their traceback; APScheduler's own copy of each would only repeat it.
     logging.getLogger("apscheduler.executors.default").setLevel(logging.CRITICAL)
-    scheduler = build_scheduler(config, engine)
+    scheduler = build_scheduler(config, engine, stop)
     now = datetime.now(config.schedule.tz)
-    for kind, fired_at in missed_fire_times(config, now):
-        log.info("catching up %s of %s (fire time %s passed while the daemon was down)", kind,
-                 fired_at.strftime("%Y-%m"), fired_at.isoformat())
-        scheduler.add_job(run_cycle, args=(config, engine, kind, fired_at), id=f"catch-up-{kind}",
-                          name=f"catch-up {kind}s", replace_existing=True)
+    for kind, fired_at in last_fire_times(config, now):
+        cycle = fired_at.strftime("%Y-%m")
+        if now - fired_at <= config.schedule.grace:
+            log.info("catching up %s of %s (fire time %s passed while the daemon was down)", kind, cycle,
+                     fired_at.isoformat())
+            scheduler.add_job(run_cycle, args=(config, engine, kind, fired_at), kwargs={"retry": retry, "stop": stop},
+                              id=f"catch-up-{kind}", name=f"catch-up {kind}s", replace_existing=True)
+        elif _safe_recorded(engine, kind, cycle) == 0:
+            log.warning("missed: the %s run of %s (%s) is older than misfire_grace (%s) and was not sent; "
+                        "send it by hand: reminders send --cycle %s --kind %ss", kind, cycle, fired_at.isoformat(),
+                        config.schedule.misfire_grace, cycle, kind)
     scheduler.start()
     for job in scheduler.get_jobs():
         log.info("scheduled %s: next run %s", job.name, job.next_run_time)
     stop.wait()
     scheduler.shutdown(wait=True)
     log.info("stopped")
+
+
+def _safe_recorded(engine: Engine, kind: Kind, cycle: str) -> int | None:
+    try:
+        return _recorded(engine, kind, cycle)
+    except DBAPIError as exc:
+        log.error("cannot read the outbox to check for missed runs: %s", exc.orig or exc)
+        return None

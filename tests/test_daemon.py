@@ -100,3 +100,57 @@ def test_it_logs_a_failing_job_with_its_traceback_and_keeps_running(tmp_path: Pa
     assert process.poll() is None  # still running after the failure
     output = stop(process)
     assert "job catch-up-reminder failed" in output and "Traceback" in output and "no plan imported yet" in output
+
+
+def _run_briefly(config: config_module.Config, engine, seconds: float = 1.5, **kwargs) -> None:  # noqa: ANN001, ANN003
+    import threading
+
+    from reminders.schedule import run_daemon
+
+    stop = threading.Event()
+    thread = threading.Thread(target=run_daemon, args=(config, engine, stop), kwargs=kwargs)
+    thread.start()
+    time.sleep(seconds)
+    assert thread.is_alive()  # the daemon keeps running whatever its jobs met
+    stop.set()
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+
+
+def test_it_retries_a_job_when_the_database_is_unreachable_and_keeps_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from reminders.db import make_engine
+    from reminders.schedule import Retry
+
+    path = write_config(tmp_path / "r.toml", "postgresql://ducha:s3cret@127.0.0.1:1/reminders")
+    text = path.read_text(encoding="utf-8").replace('reminders = "0 9 20 * *"', 'reminders = "0 0 * * *"')
+    path.write_text(text, encoding="utf-8")
+    config = config_module.load(str(path))
+    caplog.set_level("INFO", logger="reminders")
+    _run_briefly(config, make_engine(config.database_url), retry=Retry(attempts=3, delay=0.05))
+    unreachable = [m for r in caplog.records if "job reminder: database" in (m := r.getMessage())]
+    assert len(unreachable) == 3 and "attempt 3/3" in unreachable[-1]
+    assert any("giving up on cycle" in r.getMessage() and "reminders send --cycle" in r.getMessage()
+               for r in caplog.records)
+    assert "s3cret" not in caplog.text and "ducha:***@127.0.0.1:1" in caplog.text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_it_logs_a_cycle_missed_beyond_the_grace_with_the_command_to_send_it(
+    tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from reminders import db
+
+    path = write_config(tmp_path / "r.toml", db_url, extra='misfire_grace = "1s"\n')
+    text = path.read_text(encoding="utf-8").replace('reminders = "0 9 20 * *"', 'reminders = "0 0 1 1 *"')
+    path.write_text(text, encoding="utf-8")
+    config = config_module.load(str(path))
+    engine = db.make_engine(config.database_url)
+    db.upgrade(engine)
+    caplog.set_level("INFO", logger="reminders")
+    _run_briefly(config, engine, seconds=0.5)
+    year = datetime.now(TZ).year
+    missed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("missed:")]
+    assert any(f"reminders send --cycle {year}-01 --kind reminders" in m for m in missed)
+    assert not any("catching up" in r.getMessage() for r in caplog.records)
