@@ -7,9 +7,11 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import Engine
 
 from reminders import config as config_module
 from reminders.schedule import missed_fire_times
@@ -102,7 +104,7 @@ def test_it_logs_a_failing_job_with_its_traceback_and_keeps_running(tmp_path: Pa
     assert "job catch-up-reminder failed" in output and "Traceback" in output and "no plan imported yet" in output
 
 
-def _run_briefly(config: config_module.Config, engine, seconds: float = 1.5, **kwargs) -> None:  # noqa: ANN001, ANN003
+def _run_briefly(config: config_module.Config, engine: Engine, seconds: float = 1.5, **kwargs: Any) -> None:
     import threading
 
     from reminders.schedule import run_daemon
