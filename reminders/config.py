@@ -186,6 +186,8 @@ def _section(cls: type, table: dict[str, Any], name: str, path: str, base: Path)
         if not ok:
             kind = "string" if expected is None else type(expected).__name__
             raise ConfigError(path, dotted, f"类型错误，应为 {kind} (wrong type, expected {kind})")
+        if isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ConfigError(path, dotted, "含有换行或控制字符 (line break or control character)")
         if dotted in _CHOICES and value not in _CHOICES[dotted]:
             raise ConfigError(path, dotted, f"取值应为 {' / '.join(_CHOICES[dotted])} (got {value!r})")
         values[key] = float(value) if isinstance(expected, float) else value

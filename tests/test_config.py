@@ -105,3 +105,9 @@ def test_it_refuses_a_negative_rate_limit(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         config.load(write(tmp_path, "[smtp]\nmax_per_minute = -1\n"))
     assert error.value.key == "smtp.max_per_minute"
+
+
+def test_it_refuses_a_line_break_in_any_setting_that_reaches_a_header(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        config.load(write(tmp_path, '[smtp]\nsender_name = "督查室\\r\\nBcc: evil@example.org"\n'))
+    assert error.value.key == "smtp.sender_name" and "line break" in str(error.value)

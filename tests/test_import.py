@@ -7,6 +7,7 @@ import openpyxl
 import pytest
 
 from tests.conftest import EXAMPLES, Cli
+from tests.smtpserver import RecordingServer
 
 
 def status_json(run: Cli, as_of: str = "2021-06-20") -> list[dict]:
@@ -179,3 +180,12 @@ def test_it_refuses_a_table_without_any_unit_column(run: Cli, tmp_path: Path) ->
     path = _assignments(tmp_path, "")
     path.write_text("序号,完成时限\n1,年底前\n", encoding="utf-8")
     assert "tasks.csv: 缺少“牵头单位”或“责任单位”列" in run("import-assignments", str(path), ok=False).output
+
+
+def test_it_refuses_a_header_injection_in_a_unit_name(run: Cli, tmp_path: Path, smtp: RecordingServer) -> None:
+    run("import-leaders", str(EXAMPLES / "leaders.csv"))
+    path = tmp_path / "units.csv"
+    path.write_bytes('单位,邮箱\n"办公室\r\nBcc: evil@example.org",bgs@example.org\n'.encode())
+    result = run("import-units", str(path), ok=False)
+    assert "units.csv, row 2, column 单位" in result.output
+    assert "无变化" not in result.output and smtp.messages == []
