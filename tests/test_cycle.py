@@ -3,15 +3,17 @@
 import csv
 import io
 import json
+import re
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reminders.db import make_engine
 from reminders.models import OutboxMessage
-from tests.conftest import Cli
+from tests.conftest import EXAMPLES, Cli
 from tests.smtpserver import RecordingServer
 
 
@@ -171,3 +173,69 @@ def test_it_sends_in_english_and_takes_template_overrides_from_the_config(
     assert "Reminder" in reminder["Subject"] and "民族工作处" in reminder["Subject"]
     assert "Overdue" in parsed(next(m.data for m in smtp.messages if m.recipients[0] == "li.ming@example.org")
                                ).get_body(("plain",)).get_content()
+
+
+def test_it_shows_the_outbox_and_requeues_failed_messages(loaded: Cli, smtp: RecordingServer) -> None:
+    smtp.refuse_recipient("xinxi@example.org", 550)
+    loaded("send", "--cycle", "2021-06", "--kind", "reminders", ok=False)
+    failed = json.loads(loaded("outbox", "--state", "failed", "--format", "json").output)
+    assert [(m["recipient"], m["state"]) for m in failed] == [("信息中心", "failed")]
+    assert "550" in failed[0]["last_error"] and failed[0]["addresses"] == ["xinxi@example.org"]
+    table = loaded("outbox", "--cycle", "2021-06").output
+    assert "办公室" in table and "已发送 6" in table and "失败 1" in table
+
+    loaded("send", "--cycle", "2021-06", "--kind", "reminders")  # a failed message waits for a retry
+    assert len([m for m in smtp.messages if "xinxi@example.org" in m.recipients]) == 0  # failed stays failed
+
+    sent_id = json.loads(loaded("outbox", "--state", "sent", "--format", "json").output)[0]["id"]
+    assert "already sent" in loaded("outbox", "retry", str(sent_id), ok=False).output
+    assert "no outbox message 999" in loaded("outbox", "retry", "999", ok=False).output
+    assert "give IDs or --all-failed" in loaded("outbox", "retry", ok=False).output
+
+    smtp.accept_recipient("xinxi@example.org")
+    assert f"requeued 1: {failed[0]['id']}" in loaded("outbox", "retry", "--all-failed").output
+    loaded("send", "--cycle", "2021-06", "--kind", "reminders")
+    assert len([m for m in smtp.messages if "xinxi@example.org" in m.recipients]) == 1
+    assert len(smtp.messages) == 7
+
+
+def test_it_renders_markup_in_notes_and_names_inert(loaded: Cli, smtp: RecordingServer) -> None:
+    hostile = "<script>alert(1)</script>{{ 7*7 }}{% raw %}"
+    loaded("progress", "3", "--unit", "民族工作处", "--note", hostile, "--date", "2021-06-18")
+    loaded("send", "--cycle", "2021-06", "--kind", "reminders")
+    message = parsed(next(m.data for m in smtp.messages if m.recipients[0] == "minzu@example.org"))
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert hostile in text and "49" not in text.replace("2021", "")
+
+
+def test_it_sends_only_to_addresses_in_the_directory(loaded: Cli, smtp: RecordingServer) -> None:
+    loaded("send", "--cycle", "2021-06")
+    directory = set()
+    for name in ("units.csv", "leaders.csv"):
+        for row in csv.DictReader(io.StringIO((EXAMPLES / name).read_text(encoding="utf-8"))):
+            directory |= set(row["邮箱"].split(";"))
+    received = {address for m in smtp.messages for address in m.recipients}
+    assert received and received <= directory
+    headers = {address.addr_spec for m in smtp.messages for address in parsed(m.data)["To"].addresses}
+    assert headers == received
+
+
+def test_it_stops_on_authentication_failure_marking_nothing_sent(
+    loaded: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RecordingServer(username="ducha", password="right-password") as server:
+        text = re.sub(r"port = \d+", f"port = {server.port}", loaded.config.read_text(encoding="utf-8"))
+        text = text.replace('security = "none"', 'security = "none"\nusername = "ducha"\npassword_env = "TEST_PW"')
+        loaded.config.write_text(text, encoding="utf-8")
+        monkeypatch.setenv("TEST_PW", "wrong-s3cret")
+        result = loaded("-v", "send", "--cycle", "2021-06", ok=False)
+        assert result.exit_code == 1
+        assert "535" in result.output or "auth" in result.output.lower()
+        assert "wrong-s3cret" not in result.output
+        assert server.messages == []
+        assert {r.state for r in outbox(loaded)} == {"pending"}
+        monkeypatch.setenv("TEST_PW", "right-password")
+        loaded("send", "--cycle", "2021-06")
+        assert len(server.messages) == 11
