@@ -173,6 +173,8 @@ def _section(cls: type, table: dict[str, Any], name: str, path: str, base: Path)
         if dotted in _PATHS:
             if not isinstance(value, str):
                 raise ConfigError(path, dotted, "应为路径字符串 (expected a path string)")
+            if not value and dotted == "delivery.maildir":
+                raise ConfigError(path, dotted, "不能为空 (must not be empty)")
             values[key] = (base / value) if value else None
             continue
         if expected is None or isinstance(expected, str):
@@ -205,7 +207,7 @@ def _check(config: Config) -> None:
     path, schedule, smtp = config.path, config.schedule, config.smtp
     try:
         schedule.tz  # noqa: B018
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         message = f"未知时区 {schedule.timezone!r} (unknown IANA time zone)"
         raise ConfigError(path, "schedule.timezone", message) from None
     for key in ("reminders", "digests"):
@@ -244,7 +246,13 @@ def parse_duration(text: str) -> timedelta:
     parts = _DURATION.findall(compact)
     if not parts or "".join(n + u for n, u in parts) != compact:
         raise ValueError(f"应为时长，如 3d、12h、90m，而不是 {text!r} (expected a duration such as 3d, 12h, 90m)")
-    return sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())
+    try:
+        total = sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())
+    except OverflowError:
+        total = timedelta.max
+    if total > timedelta(days=366):
+        raise ValueError(f"不能超过一年，而不是 {text!r} (at most a year)")
+    return total
 
 
 def cron_trigger(expression: str, timezone: str) -> Any:
