@@ -6,6 +6,7 @@ import contextlib
 import logging
 import mailbox
 import ssl
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -59,11 +60,40 @@ def _fault(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"  # for faults that are not a server answer
 
 
+class _Throttle:
+    """At most `limit` transmissions start in any sliding `window` seconds, across a run's workers (0: no limit)."""
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit, self.window = limit, window
+        self.starts: deque[float] = deque()  # start times within the last window, oldest first
+
+    async def admit(self, stopped: asyncio.Event) -> float | None:
+        """Wait for a free slot and take it: its start time, or None when the run stopped meanwhile."""
+        loop = asyncio.get_running_loop()
+        while not stopped.is_set():
+            now = loop.time()
+            if self.limit <= 0:
+                return now
+            while self.starts and self.starts[0] <= now - self.window:
+                self.starts.popleft()
+            if len(self.starts) < self.limit:
+                self.starts.append(now)
+                return now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), self.starts[0] + self.window - now)
+        return None
+
+    def give_back(self, start: float) -> None:  # a slot taken for a transmission that never began
+        with contextlib.suppress(ValueError):
+            self.starts.remove(start)
+
+
 @dataclass
 class _Run:
     settings: SmtpSettings
     claim: Claim
     settle: Settle
+    throttle: _Throttle
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     in_hand: set[int] = field(default_factory=set)  # claimed, not yet settled
     warned_unverified: bool = False
@@ -80,6 +110,7 @@ class _Connection:
         if self.smtp is not None and self.smtp.is_connected:
             return self.smtp  # sendmail() itself sends RSET after a refused transaction
         self.close()
+        await asyncio.sleep(0)  # let a closed transport release its socket: at most `connections` open, ever
         s = self.run.settings
         if s.security != "none" and not s.verify_certificates and not self.run.warned_unverified:
             self.run.warned_unverified = True
@@ -104,7 +135,10 @@ class _Connection:
         return smtp
 
     def close(self) -> None:
+        """Drop the connection; abort() closes the socket on the next loop turn, even over TLS (no shutdown wait)."""
         if self.smtp is not None:
+            if self.smtp.transport is not None:
+                self.smtp.transport.abort()
             self.smtp.close()
         self.smtp = None
 
@@ -141,8 +175,15 @@ async def _connect(conn: _Connection) -> aiosmtplib.SMTP:
         raise DeliveryError(f"{where}: {exc}") from exc
 
 
-async def _attempt(conn: _Connection, env: Envelope) -> Outcome:
-    smtp = await _connect(conn)
+async def _attempt(conn: _Connection, env: Envelope) -> Outcome | None:
+    while True:
+        smtp = await _connect(conn)
+        # Admitted in the same loop turn as sendmail() writes MAIL FROM: the throttle counts what the server sees.
+        if (start := await conn.run.throttle.admit(conn.run.stopped)) is None:
+            return None  # the run stopped while this worker waited
+        if smtp.is_connected:
+            break
+        conn.run.throttle.give_back(start)  # the server closed the idle connection while we waited
     try:
         refused, _ = await smtp.sendmail(env.sender, list(env.recipients), env.data)
     except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -181,7 +222,8 @@ async def _deliver_one(conn: _Connection, env: Envelope) -> Outcome | None:
         if conn.run.stopped.is_set():
             return None
         try:
-            return replace(await _attempt(conn, env), attempts=attempt)
+            outcome = await _attempt(conn, env)
+            return None if outcome is None else replace(outcome, attempts=attempt)
         except _Retry as exc:
             error = str(exc)
         log.info("outbox %d: attempt %d/%d failed: %s", env.key, attempt, settings.retries, error)
@@ -219,14 +261,19 @@ def _check(settings: SmtpSettings) -> None:
         "a password is set but no username": s.password is None or s.username is not None,
         "timeout must be > 0": s.timeout > 0,
         "connections and retries must be >= 1, backoff >= 0": min(s.connections, s.retries) >= 1 and s.backoff >= 0,
+        "max_per_minute must be >= 0 (0: no limit)": s.max_per_minute >= 0,
     }
     if problems := [problem for problem, ok in checks.items() if not ok]:
         raise DeliveryError("bad SMTP settings: " + "; ".join(problems))
 
 
 async def deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle) -> None:
+    await _deliver_smtp(settings, claim, settle, _Throttle(settings.max_per_minute))
+
+
+async def _deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle, throttle: _Throttle) -> None:
     _check(settings)
-    run = _Run(settings, claim, settle)
+    run = _Run(settings, claim, settle, throttle)
     results = await asyncio.gather(*(_worker(run) for _ in range(settings.connections)), return_exceptions=True)
     unsettled = sorted(run.in_hand)
     errors = [r for r in results if isinstance(r, BaseException)]

@@ -1,6 +1,7 @@
 import asyncio
 import logging
 import shutil
+import socket
 import ssl
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -18,6 +19,8 @@ from reminders.deliver import (
     Envelope,
     Outcome,
     SmtpSettings,
+    _deliver_smtp,
+    _Throttle,
     deliver_maildir,
     deliver_smtp,
 )
@@ -165,6 +168,79 @@ def test_it_fails_softly_when_nothing_listens() -> None:
         outcome = outbox.outcomes[key]
         assert (outcome.sent, outcome.permanent, outcome.attempts) == (False, False, 3)
         assert outcome.error is not None and "SMTPConnectError" in outcome.error
+
+
+def test_it_fails_softly_when_the_server_never_greets() -> None:
+    with socket.socket() as silent:  # the kernel completes the handshake; nobody ever answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        settings = SmtpSettings(host="127.0.0.1", port=silent.getsockname()[1], retries=3, backoff=0.01, timeout=0.3)
+        outbox = run_smtp(settings, [envelope(1), envelope(2)])
+
+    for key in (1, 2):
+        outcome = outbox.outcomes[key]
+        assert (outcome.sent, outcome.permanent, outcome.attempts) == (False, False, 3)
+        assert outcome.error is not None and "timed out" in outcome.error.lower()
+
+
+def test_it_retries_a_421_at_mail(server: RecordingServer) -> None:
+    server.fail_next(421, "4.7.0 too many messages, slow down", stage="mail")
+    outbox = run_smtp(settings_for(server, connections=1), [envelope(1), envelope(2)])
+
+    assert outbox.outcomes == {1: Outcome(1, sent=True, attempts=2), 2: Outcome(2, sent=True)}
+    assert len(server.messages) == 2
+    assert server.max_concurrent == 1  # 421 closes the session: the old connection goes before the new one opens
+
+
+@pytest.mark.parametrize("connections", [1, 2, 4])
+def test_it_never_opens_more_than_connections_even_reconnecting(server: RecordingServer, connections: int) -> None:
+    server.drop_next(connections)
+    envelopes = [envelope(key) for key in range(1, 3 * connections + 1)]
+    outbox = run_smtp(settings_for(server, connections=connections), envelopes)
+
+    assert all(outbox.outcomes[e.key].sent for e in envelopes)
+    assert len(server.messages) == len(envelopes)
+    assert server.connections == 2 * connections  # every worker reconnected once per drop it took
+    assert server.max_concurrent == connections
+
+
+def test_it_throttles_transmissions_in_any_sliding_window(server: RecordingServer) -> None:
+    limit, window = 5, 1.0
+    server.fail_next(451, "4.3.0 try again later", count=2, stage="mail")  # retries count: they reach the relay
+    outbox = Outbox(envelope(key) for key in range(1, 13))
+    settings = settings_for(server, connections=3)
+    asyncio.run(_deliver_smtp(settings, outbox.claim, outbox.settle, _Throttle(limit, window)))
+
+    assert all(outcome.sent for outcome in outbox.outcomes.values()) and len(outbox.outcomes) == 12
+    assert len(server.messages) == 12
+    starts = sorted(server.mail_times)
+    assert len(starts) == 14
+    # No `window` holds more than `limit` MAIL commands: any limit + 1 of them span at least the window.
+    spans = [later - earlier for earlier, later in zip(starts, starts[limit:], strict=False)]
+    assert min(spans) >= window * 0.95, spans
+
+
+def test_it_does_not_throttle_when_max_per_minute_is_0(server: RecordingServer) -> None:
+    outbox = Outbox(envelope(key) for key in range(1, 21))
+    settings = settings_for(server, connections=2, max_per_minute=0)
+    # Only a hang guard: a limit would hold the 20 messages for a minute or more.
+    asyncio.run(asyncio.wait_for(deliver_smtp(settings, outbox.claim, outbox.settle), 30))
+
+    assert len(outbox.outcomes) == 20 and all(outcome.sent for outcome in outbox.outcomes.values())
+    assert len(server.mail_times) == 20
+
+
+def test_it_cuts_a_throttle_wait_short_when_the_run_stops(server: RecordingServer) -> None:
+    server.fail_next(530, "5.7.0 authentication required", stage="data")  # the first message stops the run
+    outbox = Outbox([envelope(1), envelope(2)])
+    settings = settings_for(server, connections=2, max_per_minute=1)
+
+    with pytest.raises(DeliveryError, match="authentication") as caught:
+        asyncio.run(deliver_smtp(settings, outbox.claim, outbox.settle))
+
+    assert len(server.mail_times) == 1  # the other worker waited for the minute to pass and never started
+    assert caught.value.unsettled == [1, 2]
+    assert outbox.outcomes == {}
 
 
 def test_it_authenticates(auth_server: RecordingServer) -> None:
