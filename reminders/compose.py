@@ -14,7 +14,7 @@ from reminders.config import Config, cron_trigger
 from reminders.context import STATES, DigestContext, Office, ReminderContext, TaskLine, UnitNotReported
 from reminders.importer import active_plan
 from reminders.models import Leader, Unit
-from reminders.status import PlanStatus, load_status
+from reminders.status import PlanStatus, load_plan, load_status
 
 Kind = Literal["reminder", "digest"]
 KINDS: tuple[Kind, ...] = ("reminder", "digest")
@@ -67,9 +67,10 @@ def build_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind
     units = session.scalars(select(Unit).order_by(Unit.id)).all()
     leaders = session.scalars(select(Leader).order_by(Leader.id)).all()
     drafts: list[Draft] = []
+    loaded = load_plan(session, plan)
     for kind in kinds:
         day = as_of or fire_time(config, cycle, kind).date()
-        status = load_status(session, plan, day, config.schedule.due_soon_days)
+        status = load_status(session, loaded, day, config.schedule.due_soon_days)
         if kind == "reminder":
             drafts += _reminders(status, units, cycle, report_by(config, cycle), office)
         else:
@@ -78,16 +79,16 @@ def build_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind
 
 
 def _reminders(status: PlanStatus, units: list[Unit], cycle: str, by: date, office: Office) -> list[Draft]:
+    owned: dict[int, list[TaskLine]] = {}
+    for line in status.lines:
+        if line.state in ("done", "unassigned"):
+            continue
+        owned.setdefault(status.lead_unit_ids[line.number], []).append(_with_role(line, "lead"))
+        for unit_id in status.co_unit_ids[line.number]:
+            owned.setdefault(unit_id, []).append(_with_role(line, "co"))
     drafts = []
     for unit in units:
-        lines = []
-        for line in status.lines:
-            if line.state == "done":
-                continue
-            if status.lead_unit_ids.get(line.number) == unit.id:
-                lines.append(_with_role(line, "lead"))
-            elif unit.id in status.co_unit_ids.get(line.number, ()):
-                lines.append(_with_role(line, "co"))
+        lines = owned.get(unit.id)
         if lines:
             context = ReminderContext(unit.name, unit.contact, cycle, status.as_of, by, office, tuple(lines))
             drafts.append(Draft("reminder", cycle, f"unit:{unit.id}", unit.name, tuple(unit.addresses), context))
@@ -101,10 +102,13 @@ def _with_role(line: TaskLine, role: Literal["lead", "co"]) -> TaskLine:
 def _digests(status: PlanStatus, units: list[Unit], leaders: list[Leader], cycle: str, by: date,
              office: Office) -> list[Draft]:
     unit_names = {unit.id: unit.name for unit in units}
+    by_leader: dict[str | None, list[TaskLine]] = {}
+    for line in status.lines:
+        by_leader.setdefault(line.leader, []).append(line)
     drafts = []
     for leader in leaders:
         scope = "all" if leader.scope == "all" else "own"
-        lines = [line for line in status.lines if scope == "all" or line.leader == leader.name]
+        lines = list(status.lines) if scope == "all" else by_leader.get(leader.name, [])
         if not lines:
             continue
         counts = {state: 0 for state in STATES}

@@ -1,15 +1,19 @@
-"""Where each task stands on a given day: pure rules, and a loader that reads a plan in a fixed number of queries."""
+"""Where each task stands on a given day: pure rules, and a loader that reads a plan in a fixed number of queries.
+
+The plan's tasks and assignments are read once (`load_plan`) as plain tuples; the progress that depends on the day
+is read per day (`load_status`), so a cycle computing reminders and digests for two days reads the tasks once.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from reminders.context import Progress, State, TaskLine
-from reminders.models import Assignment, CoUnit, Plan, ProgressReport, Task
+from reminders.models import Assignment, CoUnit, Leader, Plan, ProgressReport, Section, Task, Unit
 
 
 def cycle_of(day: date) -> str:
@@ -31,70 +35,109 @@ def task_state(deadline: date | None, assigned: bool, done: bool, as_of: date, d
 
 
 @dataclass(frozen=True)
+class PlannedTask:
+    id: int
+    number: str
+    section: str
+    title: str
+    lead_unit_id: int | None
+    lead_unit: str | None
+    co_unit_ids: tuple[int, ...]
+    co_units: tuple[str, ...]
+    leader: str | None
+    deadline: date | None
+    deadline_text: str
+
+
+@dataclass(frozen=True)
+class LoadedPlan:
+    plan: Plan
+    tasks: tuple[PlannedTask, ...]
+
+
+@dataclass(frozen=True)
 class PlanStatus:
     plan: Plan
     as_of: date
     lines: tuple[TaskLine, ...]
-    lead_unit_ids: dict[str, int]  # task number -> lead unit id (for not-reported lists)
+    lead_unit_ids: dict[str, int]  # task number -> lead unit id (for reminders and not-reported lists)
     co_unit_ids: dict[str, tuple[int, ...]]
 
 
-def load_status(session: Session, plan: Plan, as_of: date, due_soon_days: int) -> PlanStatus:
-    tasks = session.scalars(
-        select(Task)
+def load_plan(session: Session, plan: Plan) -> LoadedPlan:
+    """Every live task of the plan with its assignment, in three queries."""
+    units = dict(session.execute(select(Unit.id, Unit.name)).all())
+    co: dict[int, list[int]] = {}
+    for assignment_id, unit_id in session.execute(
+        select(CoUnit.assignment_id, CoUnit.unit_id).join(Assignment).join(Task, Task.id == Assignment.task_id)
+        .where(Task.plan_id == plan.id).order_by(CoUnit.assignment_id, CoUnit.position)
+    ):
+        co.setdefault(assignment_id, []).append(unit_id)
+    rows = session.execute(
+        select(Task.id, Task.number, Section.title, Task.title, Assignment.id, Assignment.lead_unit_id, Leader.name,
+               Assignment.deadline, Assignment.deadline_text)
+        .outerjoin(Section, Section.id == Task.section_id)
+        .outerjoin(Assignment, Assignment.task_id == Task.id)
+        .outerjoin(Leader, Leader.id == Assignment.leader_id)
         .where(Task.plan_id == plan.id, Task.removed_at.is_(None))
         .order_by(Task.position)
-        .options(
-            selectinload(Task.section),
-            selectinload(Task.assignment).options(
-                selectinload(Assignment.lead_unit),
-                selectinload(Assignment.leader),
-                selectinload(Assignment.co_units).selectinload(CoUnit.unit),
-            ),
-        )
-    ).all()
-    reports = session.scalars(
-        select(ProgressReport)
-        .join(Task, Task.id == ProgressReport.task_id)
-        .where(Task.plan_id == plan.id, ProgressReport.reported_on <= as_of)
-        .order_by(ProgressReport.reported_on, ProgressReport.created_at, ProgressReport.id)
-        .options(selectinload(ProgressReport.unit))
-    ).all()
-    cycle = cycle_of(as_of)
-    latest: dict[int, ProgressReport] = {}
-    done: set[int] = set()
-    reported: set[int] = set()
-    for report in reports:
-        latest[report.task_id] = report
-        if report.done:
-            done.add(report.task_id)
-        if report.cycle == cycle:
-            reported.add(report.task_id)
-
-    lines, leads, cos = [], {}, {}
-    for task in tasks:
-        assignment = task.assignment
-        deadline = assignment.deadline if assignment else None
-        state = task_state(deadline, assignment is not None, task.id in done, as_of, due_soon_days)
-        last = latest.get(task.id)
-        lines.append(TaskLine(
-            number=task.number,
-            section=task.section.title if task.section else "",
-            title=task.title,
-            lead_unit=assignment.lead_unit.name if assignment else None,
-            co_units=tuple(c.unit.name for c in assignment.co_units) if assignment else (),
-            leader=assignment.leader.name if assignment and assignment.leader else None,
-            deadline=deadline,
-            deadline_text=assignment.deadline_text if assignment else "",
-            state=state,
-            days_left=(deadline - as_of).days if deadline else None,
-            reported=task.id in reported,
-            latest=Progress(last.reported_on, last.unit.name, last.percent, last.done, last.note) if last else None,
+    )
+    tasks = []
+    for task_id, number, section, title, assignment_id, lead_id, leader, deadline, deadline_text in rows:
+        co_ids = tuple(co.get(assignment_id, ())) if assignment_id else ()
+        tasks.append(PlannedTask(
+            task_id, number, section or "", title, lead_id, units.get(lead_id) if lead_id else None, co_ids,
+            tuple(units[u] for u in co_ids), leader, deadline, deadline_text or "",
         ))
-        if assignment:
-            leads[task.number] = assignment.lead_unit_id
-            cos[task.number] = tuple(c.unit_id for c in assignment.co_units)
-    return PlanStatus(plan, as_of, tuple(lines), leads, cos)
+    return LoadedPlan(plan, tuple(tasks))
+
+
+def _progress(session: Session, plan: Plan, as_of: date) -> tuple[dict[int, Progress], set[int], set[int]]:
+    """The latest report of each task up to `as_of`, the tasks reported done, and those reported in its month."""
+    upto = (ProgressReport.reported_on <= as_of, Task.plan_id == plan.id)
+    ranked = (
+        select(ProgressReport.task_id, ProgressReport.unit_id, ProgressReport.reported_on, ProgressReport.percent,
+               ProgressReport.done, ProgressReport.note,
+               func.row_number().over(
+                   partition_by=ProgressReport.task_id,
+                   order_by=(ProgressReport.reported_on.desc(), ProgressReport.created_at.desc(),
+                             ProgressReport.id.desc()),
+               ).label("rank"))
+        .join(Task, Task.id == ProgressReport.task_id).where(*upto).subquery()
+    )
+    latest = {}
+    for task_id, unit_name, reported_on, percent, done, note in session.execute(
+        select(ranked.c.task_id, Unit.name, ranked.c.reported_on, ranked.c.percent, ranked.c.done, ranked.c.note)
+        .join(Unit, Unit.id == ranked.c.unit_id).where(ranked.c.rank == 1)
+    ):
+        latest[task_id] = Progress(reported_on, unit_name, percent, done, note)
+    done = set(session.scalars(
+        select(ProgressReport.task_id).join(Task, Task.id == ProgressReport.task_id)
+        .where(*upto, ProgressReport.done.is_(True)).distinct()))
+    reported = set(session.scalars(
+        select(ProgressReport.task_id).join(Task, Task.id == ProgressReport.task_id)
+        .where(*upto, ProgressReport.cycle == cycle_of(as_of)).distinct()))
+    return latest, done, reported
+
+
+def load_status(session: Session, plan: Plan | LoadedPlan, as_of: date, due_soon_days: int) -> PlanStatus:
+    loaded = plan if isinstance(plan, LoadedPlan) else load_plan(session, plan)
+    latest, done, reported = _progress(session, loaded.plan, as_of)
+    lines, leads, cos = [], {}, {}
+    for task in loaded.tasks:
+        assigned = task.lead_unit_id is not None
+        deadline = task.deadline
+        lines.append(TaskLine(
+            number=task.number, section=task.section, title=task.title, lead_unit=task.lead_unit,
+            co_units=task.co_units, leader=task.leader, deadline=deadline, deadline_text=task.deadline_text,
+            state=task_state(deadline, assigned, task.id in done, as_of, due_soon_days),
+            days_left=(deadline - as_of).days if deadline else None,
+            reported=task.id in reported, latest=latest.get(task.id),
+        ))
+        if assigned:
+            leads[task.number] = task.lead_unit_id
+            cos[task.number] = task.co_unit_ids
+    return PlanStatus(loaded.plan, as_of, tuple(lines), leads, cos)
 
 
 def as_json(line: TaskLine) -> dict[str, object]:
