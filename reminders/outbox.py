@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from itertools import islice
 
 from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -22,6 +23,12 @@ from reminders.deliver import Envelope, Outcome
 from reminders.models import OutboxMessage
 
 LEASE = timedelta(minutes=15)
+
+
+def batched(items: Iterable[Recorded], size: int) -> Iterator[list[Recorded]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 def _start_time(pid: int) -> str:
@@ -88,22 +95,25 @@ def existing_keys(session: Session, cycle: str, kinds: Sequence[str]) -> set[tup
     return {(kind, key) for kind, key in rows}
 
 
-def record(session: Session, messages: Iterable[Recorded]) -> int:
-    """Insert messages not recorded yet (a concurrent sender may have recorded some); returns how many were new."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+def record(session: Session, messages: Iterable[Recorded], chunk: int = 200) -> int:
+    """Insert messages not recorded yet (a concurrent sender may have recorded some); returns how many were new.
+
+    Messages are written `chunk` at a time, so a large cycle holds only one chunk of rendered mail in memory.
+    """
+    if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
+    statement = insert(OutboxMessage).on_conflict_do_nothing().returning(OutboxMessage.id)
     now = datetime.now(UTC)
     added = 0
-    for message in messages:
-        statement = insert(OutboxMessage).values(
-            kind=message.kind, cycle=message.cycle, recipient_key=message.recipient_key,
-            recipient_name=message.recipient_name, addresses=";".join(message.addresses), subject=message.subject,
-            message_id=message.message_id, data=message.data, state="pending", attempts=0, created_at=now,
-        ).on_conflict_do_nothing()
-        added += session.execute(statement).rowcount or 0
+    for batch in batched(messages, chunk):
+        rows = [{
+            "kind": m.kind, "cycle": m.cycle, "recipient_key": m.recipient_key, "recipient_name": m.recipient_name,
+            "addresses": ";".join(m.addresses), "subject": m.subject, "message_id": m.message_id, "data": m.data,
+            "state": "pending", "attempts": 0, "created_at": now,
+        } for m in batch]
+        added += len(session.execute(statement, rows).all())
     return added
 
 
