@@ -6,6 +6,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from email.parser import BytesParser
@@ -73,6 +74,18 @@ class Received:
     connection: int  # 1 for the first connection the server accepted, 2 for the next…
 
 
+class _TrackedSMTP(SMTP):
+    """Tells the handler when the client's side of the connection ends (EOF or loss, whichever comes first)."""
+
+    def eof_received(self) -> bool | None:
+        self.event_handler.disconnected(self)
+        return super().eof_received()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.event_handler.disconnected(self)
+        super().connection_lost(error)
+
+
 class _Controller(Controller):
     """Serves on a socket bound to port 0 before start, so the port is known and cannot be taken meanwhile."""
 
@@ -85,7 +98,7 @@ class _Controller(Controller):
         return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
 
     def factory(self) -> SMTP:
-        smtp = super().factory()
+        smtp = _TrackedSMTP(self.handler, **self.SMTP_kwargs)  # Controller.factory(), with tracking
         self._handler.connected(smtp)
         return smtp
 
@@ -99,17 +112,33 @@ class _Handler:
         self.faults: dict[Stage, deque[str]] = {"mail": deque(), "rcpt": deque(), "data": deque()}
         self.refused: dict[str, int] = {}
         self.drops = 0
+        self.delays: dict[Stage, float] = {"mail": 0.0, "rcpt": 0.0, "data": 0.0}
         self.username = username
         self.password = password
+        self.live: set[int] = set()  # id() of the aiosmtpd SMTP instances whose client has not gone
+        self.max_live = 0
+        self.mail_times: list[float] = []  # time.monotonic() of every MAIL command, answered or faulted
 
     def connected(self, smtp: SMTP) -> None:
         with self.lock:
             self.connection_count += 1
             self.connection_of[id(smtp)] = self.connection_count
+            self.live.add(id(smtp))
+            self.max_live = max(self.max_live, len(self.live))
+
+    def disconnected(self, smtp: SMTP) -> None:
+        with self.lock:
+            self.live.discard(id(smtp))
 
     def take_fault(self, stage: Stage) -> str | None:
         with self.lock:
             return self.faults[stage].popleft() if self.faults[stage] else None
+
+    async def pause(self, stage: Stage) -> None:
+        with self.lock:
+            seconds = self.delays[stage]
+        if seconds > 0:
+            await asyncio.sleep(seconds)
 
     def authenticate(
         self, server: SMTP, session: Session, envelope: SmtpEnvelope, mechanism: str, auth_data: Any
@@ -124,6 +153,9 @@ class _Handler:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, options: list[str]
     ) -> str:
+        with self.lock:
+            self.mail_times.append(time.monotonic())
+        await self.pause("mail")
         if fault := self.take_fault("mail"):
             return fault
         envelope.mail_from = address
@@ -133,6 +165,7 @@ class _Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, options: list[str]
     ) -> str:
+        await self.pause("rcpt")
         if fault := self.take_fault("rcpt"):
             return fault
         with self.lock:
@@ -167,6 +200,7 @@ class _Handler:
                     connection=self.connection_of.get(id(server), 0),
                 )
             )
+        await self.pause("data")  # the message is kept: a client cut off now never hears the 250
         return "250 OK"
 
 
@@ -198,6 +232,8 @@ class RecordingServer:
         with self._handler.lock:  # forget the probe connection Controller.start() makes
             self._handler.connection_count = 0
             self._handler.connection_of.clear()
+            self._handler.live.clear()
+            self._handler.max_live = 0
 
     def stop(self) -> None:
         self._controller.stop()
@@ -223,6 +259,18 @@ class RecordingServer:
         with self._handler.lock:
             return self._handler.connection_count
 
+    @property
+    def max_concurrent(self) -> int:
+        """The most connections open at once since start, as the server saw them."""
+        with self._handler.lock:
+            return self._handler.max_live
+
+    @property
+    def mail_times(self) -> list[float]:
+        """time.monotonic() when each MAIL command (a transmission's start) arrived, faulted ones included."""
+        with self._handler.lock:
+            return list(self._handler.mail_times)
+
     def fail_next(self, code: int, text: str, count: int = 1, stage: Stage = "data") -> None:
         """Answer the next `count` commands of `stage` (MAIL, RCPT or the end of DATA) with `code text`."""
         with self._handler.lock:
@@ -231,6 +279,16 @@ class RecordingServer:
     def refuse_recipient(self, address: str, code: int = 550) -> None:
         with self._handler.lock:
             self._handler.refused[address] = code
+
+    def accept_recipient(self, address: str) -> None:
+        """Undo refuse_recipient: the mailbox exists again."""
+        with self._handler.lock:
+            self._handler.refused.pop(address, None)
+
+    def delay_replies(self, seconds: float, stage: Stage = "data") -> None:
+        """Wait `seconds` before answering each command of `stage`; at the end of DATA, after keeping the message."""
+        with self._handler.lock:
+            self._handler.delays[stage] = seconds
 
     def drop_next(self, count: int = 1) -> None:
         """Close the next `count` connections after the message data arrives, before answering it."""

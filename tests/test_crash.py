@@ -1,0 +1,244 @@
+"""`kill -9` the sender at random moments of a cycle, start it again, and count what the SMTP server received.
+
+Each trial starts `reminders send --cycle 2021-06` (44 messages: 40 reminders, 4 digests) as a real process against a
+real aiosmtpd server that answers DATA a little late (after keeping the message, so a kill then cuts a transaction
+the server has already accepted), SIGKILLs it after a random delay, reaps it, and runs the same send to completion.
+The delays are stratified over a calibrated run's length (start-up, building and recording, sending, after), drawn
+from a seeded random.Random. The guarantee: every message arrives, at least once and at most twice; a message arrives
+twice only if the killed sender held it in an SMTP transaction (its row was 'sending', claimed by that process), so at
+most one message per connection, and both copies carry the same Message-ID; the outbox ends with every row sent.
+It is checked with the default `[smtp] connections = 2` (SQLite and PostgreSQL) and with one connection (SQLite).
+Each test writes its figures (trials, messages, lost, duplicated, where the kills landed) to a JSON file under its
+tmp_path and prints them (`pytest -s`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests import crashdata
+from tests.crashdata import CYCLE, Row, outbox_rows, reminders_process
+from tests.smtpserver import Received, RecordingServer
+
+SEED = 20210620
+DATA_DELAY = 0.008  # seconds between keeping a message and answering 250
+RCPT_DELAY = 0.002
+TRIALS = {"sqlite": 50, "postgres": 10, "one connection": 12}
+LANES = 2  # trials run two at a time, each on its own database and SMTP server
+EXPECTED_MESSAGES = 44
+NOTHING_RECORDED = "start-up or building (nothing recorded)"  # where a kill landed, as the outbox tells it
+SENDING = "sending"
+
+
+@pytest.fixture(scope="module")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return crashdata.sqlite_template(tmp_path_factory.mktemp("crash-sqlite"))
+
+
+@pytest.fixture(scope="module")
+def postgres_prepared(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """A prepared schema per lane."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(crashdata.postgres_schema(postgres, tmp_path_factory.mktemp("crash-postgres")))
+               for _ in range(LANES)]
+
+
+def _phase(rows: list[Row]) -> str:
+    """Where the kill landed, as the outbox tells it."""
+    states = Counter(row.state for row in rows)
+    if not rows:
+        return NOTHING_RECORDED
+    if states["sent"] == len(rows):
+        return "after the last message"
+    if states["sent"] == 0 and states["sending"] == 0:
+        return "recorded, nothing claimed"
+    return SENDING
+
+
+def _send(config: Path, output: Path) -> subprocess.Popen[bytes]:
+    return reminders_process(config, "send", "--cycle", CYCLE, output=output)
+
+
+def _trial_database(database: str, template: str, folder: Path) -> str:
+    if database == "sqlite":
+        return crashdata.copy_sqlite(template, folder / "reminders.sqlite3")
+    crashdata.reset_outbox(template)  # each lane has a schema of its own
+    return template
+
+
+def _server() -> RecordingServer:
+    smtp = RecordingServer()
+    smtp.delay_replies(DATA_DELAY, "data")
+    smtp.delay_replies(RCPT_DELAY, "rcpt")
+    return smtp
+
+
+def _calibrate(database: str, template: str, folder: Path, smtp_lines: str) -> float:
+    """The length of one uninterrupted send, from process start to exit."""
+    folder.mkdir()
+    url = _trial_database(database, template, folder)
+    with _server() as smtp:
+        config = crashdata.prepared_config(folder, url, smtp.port, smtp_lines)
+        started = time.monotonic()
+        process = _send(config, folder / "send.log")
+        assert process.wait(timeout=120) == 0, (folder / "send.log").read_text(encoding="utf-8")
+        elapsed = time.monotonic() - started
+        assert len(smtp.messages) == EXPECTED_MESSAGES
+    return elapsed
+
+
+def _check_trial(rows: list[Row], received: list[Received], expected: int, in_flight: set[str],
+                 connections: int) -> tuple[list[str], Counter[str]]:
+    """What is wrong with one trial's outcome, and how many times each address received its message.
+
+    `in_flight`: the addresses of the messages the killed sender had claimed ('sending') when it died.
+    """
+    problems = []
+    if len(rows) != expected:
+        problems.append(f"{len(rows)} outbox rows, expected {expected}")
+    if unsettled := [(row.id, row.recipient_key, row.state) for row in rows if row.state != "sent"]:
+        problems.append(f"rows not sent at the end: {unsettled}")
+    message_ids = {row.addresses: row.message_id for row in rows}
+    deliveries: Counter[str] = Counter()
+    ids_seen: defaultdict[str, set[str | None]] = defaultdict(set)
+    for message in received:
+        key = ";".join(message.recipients)
+        deliveries[key] += 1
+        ids_seen[key].add(message.message_id)
+    if lost := sorted(set(message_ids) - set(deliveries)):
+        problems.append(f"lost (never delivered): {lost}")
+    if strangers := sorted(set(deliveries) - set(message_ids)):
+        problems.append(f"delivered to addresses with no outbox row: {strangers}")
+    if beyond := {key: n for key, n in deliveries.items() if n > 2}:
+        problems.append(f"delivered more than twice: {beyond}")
+    twice = sorted(key for key, n in deliveries.items() if n > 1)
+    if outside := [key for key in twice if key not in in_flight]:
+        problems.append(f"delivered twice though not in the killed sender's hands: {outside}")
+    if len(twice) > connections:
+        problems.append(f"{len(twice)} messages delivered twice after one kill, at most {connections} allowed: {twice}")
+    for key, ids in ids_seen.items():
+        if ids != {message_ids.get(key)}:
+            problems.append(f"{key} received Message-IDs {sorted(map(str, ids))}, outbox has {message_ids.get(key)}")
+    return problems, deliveries
+
+
+def _describe(rows: list[Row]) -> str:
+    states = Counter(row.state for row in rows)
+    sending = [(row.id, row.recipient_key, row.attempts) for row in rows if row.state == "sending"]
+    return f"{dict(states)}, sending (id, recipient, attempts): {sending}"
+
+
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    delay: float
+    phase: str
+    claims_cut: int
+    expected: int
+    deliveries: int
+    lost: int
+    extra: int
+    failure: str | None
+
+
+def _trial(number: int, delay: float, database: str, template: str, folder: Path, smtp_lines: str) -> Trial:
+    """Start a send, SIGKILL it after `delay` seconds, reap it, send again to the end; judge what arrived."""
+    folder.mkdir()
+    url = _trial_database(database, template, folder)
+    with _server() as smtp:
+        config = crashdata.prepared_config(folder, url, smtp.port, smtp_lines)
+        victim = _send(config, folder / "killed.log")
+        time.sleep(delay)
+        victim.kill()
+        victim.wait(timeout=30)  # reaped, as a supervisor would: a zombie still looks alive to recover()
+        after_kill = outbox_rows(url)
+        before_restart = len(smtp.messages)
+        rerun = _send(config, folder / "rerun.log")
+        code = rerun.wait(timeout=120)
+        time.sleep(0.05)  # let the server finish with the last connection
+        received = smtp.messages
+    rows = outbox_rows(url)
+    in_flight = {row.addresses for row in after_kill if row.state == "sending"}
+    connections = 1 if "connections = 1" in smtp_lines else 2
+    problems, deliveries = _check_trial(rows, received, EXPECTED_MESSAGES, in_flight, connections)
+    if code != 0:
+        problems.append(f"the second send exited {code}: {(folder / 'rerun.log').read_text(encoding='utf-8')}")
+    phase = _phase(after_kill)
+    failure = None
+    if problems:
+        failure = (f"trial {number} (seed {SEED}, kill after {delay:.3f}s, phase {phase!r}, logs in {folder}): "
+                   f"{before_restart} delivered before the restart; rows after the kill: {_describe(after_kill)}; "
+                   f"rows at the end: {_describe(rows)}\n    " + "\n    ".join(problems))
+    return Trial(number, delay, phase, sum(1 for row in after_kill if row.state == "sending"), len(rows),
+                 len(received), sum(1 for row in rows if row.addresses not in deliveries),
+                 sum(n - 1 for n in deliveries.values() if n > 1), failure)
+
+
+def _run_trials(database: str, templates: list[str], tmp_path: Path, trials: int, smtp_lines: str = "") -> None:
+    """`trials` kill-and-restart trials, run in as many parallel lanes as there are templates."""
+    began = time.monotonic()
+    rng = random.Random(SEED)
+    lanes = len(templates)
+    with ThreadPoolExecutor(lanes) as pool:  # calibrate under the same load as the trials
+        runs = list(pool.map(lambda lane: _calibrate(database, templates[lane], tmp_path / f"calibration-{lane}",
+                                                     smtp_lines), range(lanes)))
+    calibrated = sum(runs) / lanes
+    span = calibrated * 1.05  # a little past the end: a kill after the last message must change nothing either
+    # One delay per equal slice of the run, in a shuffled order: every phase of the run is hit.
+    delays = [span * (slice_ + rng.random()) / trials for slice_ in range(trials)]
+    rng.shuffle(delays)
+
+    def lane(index: int) -> list[Trial]:
+        return [_trial(number, delays[number - 1], database, templates[index], tmp_path / f"trial-{number:02d}",
+                       smtp_lines) for number in range(index + 1, trials + 1, lanes)]
+
+    with ThreadPoolExecutor(lanes) as pool:
+        results = sorted((t for lane_trials in pool.map(lane, range(lanes)) for t in lane_trials),
+                         key=lambda t: t.number)
+    figures = {
+        "database": database, "seed": SEED,
+        "config": f"[smtp] {smtp_lines}" if smtp_lines else "defaults ([smtp] connections = 2)",
+        "trials": len(results), "messages_expected": sum(t.expected for t in results),
+        "deliveries": sum(t.deliveries for t in results), "lost": sum(t.lost for t in results),
+        "duplicated": sum(t.extra for t in results),
+        "trials_with_a_duplicate": sum(1 for t in results if t.extra),
+        "most_duplicates_after_one_kill": max(t.extra for t in results),
+        "claims_cut_by_the_kills": sum(t.claims_cut for t in results),
+        "kill_phases": dict(Counter(t.phase for t in results)),
+        "calibrated_send_seconds": round(calibrated, 3), "parallel_lanes": lanes,
+        "wall_seconds": round(time.monotonic() - began, 1),
+    }
+    report = tmp_path / f"crash-figures-{database}.json"
+    report.write_text(json.dumps(figures, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(f"\ncrash figures ({report}):\n{report.read_text(encoding='utf-8')}")
+    failures = [t.failure for t in results if t.failure]
+    assert not failures, f"{len(failures)} of {trials} trials broke the guarantee:\n" + "\n".join(failures)
+    # The delays must have covered the run: kills before anything was recorded and kills in the middle of sending.
+    phases = figures["kill_phases"]
+    assert phases.get(NOTHING_RECORDED, 0) > 0 and phases.get(SENDING, 0) > 0, phases
+
+
+def test_it_loses_nothing_and_resends_only_cut_transactions_after_a_kill_on_sqlite(
+        sqlite_template: str, tmp_path: Path) -> None:
+    _run_trials("sqlite", [sqlite_template] * LANES, tmp_path, TRIALS["sqlite"])
+
+
+def test_it_loses_nothing_and_resends_only_cut_transactions_after_a_kill_on_postgresql(
+        postgres_prepared: list[str], tmp_path: Path) -> None:
+    _run_trials("postgres", postgres_prepared, tmp_path, TRIALS["postgres"])
+
+
+def test_it_delivers_at_most_one_message_twice_after_a_kill_with_one_connection(
+        sqlite_template: str, tmp_path: Path) -> None:
+    _run_trials("sqlite", [sqlite_template] * LANES, tmp_path, TRIALS["one connection"], "connections = 1")
