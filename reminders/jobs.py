@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -17,7 +18,6 @@ from reminders.compose import Draft, Kind, build_drafts
 from reminders.config import Config
 from reminders.db import session_scope
 from reminders.deliver import DeliveryError, Envelope, Outcome, SmtpSettings, deliver_maildir, deliver_smtp
-from reminders.models import OutboxMessage
 from reminders.render import Renderer, build_message, make_message_id
 
 log = logging.getLogger(__name__)
@@ -88,15 +88,15 @@ def send_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind]
     result.recorded = prepare_cycle(engine, config, cycle, kinds, as_of)
     names: dict[int, str] = {}
     tried: set[int] = set()
+    claimed: deque[Envelope] = deque()
+    batch = claim_batch(config)
 
     def claim() -> Envelope | None:
-        envelope = outbox.claim_next(engine, cycle, kinds, config.smtp.sender, tried)
-        if envelope is not None:
-            with Session(engine) as session:
-                row = session.get(OutboxMessage, envelope.key)
-                assert row is not None
-                names[envelope.key] = f"{row.kind} {row.recipient_name} <{', '.join(envelope.recipients)}>"
-        return envelope
+        if not claimed:
+            for item in outbox.claim(engine, cycle, kinds, config.smtp.sender, tried, batch):
+                names[item.envelope.key] = f"{item.kind} {item.recipient_name} <{', '.join(item.envelope.recipients)}>"
+                claimed.append(item.envelope)
+        return claimed.popleft() if claimed else None
 
     def settle(outcome: Outcome) -> None:
         outbox.settle(engine, outcome)
@@ -116,9 +116,19 @@ def send_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind]
         try:
             asyncio.run(deliver_smtp(settings, claim, settle))
         except DeliveryError as exc:
-            outbox.release(engine, getattr(exc, "unsettled", []))
+            outbox.release(engine, [*exc.unsettled, *(envelope.key for envelope in claimed)])
             raise
     return result
+
+
+def claim_batch(config: Config) -> int:
+    """How many messages to claim at a time: enough to spare the database a statement per message, few enough
+    that a throttled run does not hold claims for long."""
+    smtp = config.smtp
+    batch = 8 * smtp.connections if config.delivery.transport == "smtp" else 32
+    if smtp.max_per_minute:
+        batch = min(batch, max(1, smtp.max_per_minute // 4))
+    return max(1, min(batch, 64))
 
 
 def smtp_settings(config: Config) -> SmtpSettings:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from itertools import islice
+from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -123,43 +124,53 @@ def _claimable(cycle: str, kinds: Sequence[str], now: datetime):  # type: ignore
                 or_(OutboxMessage.state == "pending", stale))
 
 
-def claim_next(engine: Engine, cycle: str, kinds: Sequence[str], sender: str,
-               tried: Collection[int] = ()) -> Envelope | None:
-    """Take one message for this process, committing the claim before anything is sent.
+@dataclass(frozen=True)
+class Claimed:
+    envelope: Envelope
+    kind: str
+    recipient_name: str
+
+
+def claim(engine: Engine, cycle: str, kinds: Sequence[str], sender: str, tried: Collection[int] = (),
+          limit: int = 1) -> list[Claimed]:
+    """Take up to `limit` messages for this process in one statement, committed before anything is sent.
 
     `tried` holds the messages that already failed in this run: they wait for the next run instead of looping.
     """
+    now = datetime.now(UTC)
+    candidates = select(OutboxMessage.id).where(_claimable(cycle, kinds, now)).order_by(OutboxMessage.id).limit(limit)
+    if tried:
+        candidates = candidates.where(OutboxMessage.id.not_in(list(tried)))
     postgres = engine.dialect.name == "postgresql"
-    while True:
-        now = datetime.now(UTC)
-        with Session(engine) as session, session.begin():
-            query = select(OutboxMessage.id, OutboxMessage.state, OutboxMessage.claimed_at).where(
-                _claimable(cycle, kinds, now)).order_by(OutboxMessage.id).limit(1)
-            if tried:
-                query = query.where(OutboxMessage.id.not_in(list(tried)))
-            if postgres:
-                query = query.with_for_update(skip_locked=True)
-            row = session.execute(query).first()
-            if row is None:
-                return None
-            claimed = session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.state == row.state,
-                       OutboxMessage.claimed_at.is_(None) if row.claimed_at is None
-                       else OutboxMessage.claimed_at == row.claimed_at)
-                .values(state="sending", claimed_at=now, claimed_by=owner(), attempts=OutboxMessage.attempts + 1)
-                .returning(OutboxMessage.recipient_key, OutboxMessage.addresses, OutboxMessage.data,
-                           OutboxMessage.message_id)
-            ).first()
-            if claimed is None:
-                continue  # another sender took it between our SELECT and UPDATE
-            recipients = tuple(a for a in claimed.addresses.split(";") if a)
-            return Envelope(row.id, sender, recipients, claimed.data, claimed.message_id)
+    with engine.begin() as connection:
+        if postgres:
+            # Lock the rows first: PostgreSQL may run a LIMIT subquery inside UPDATE … IN (…) more than once.
+            picked: Any = list(connection.scalars(candidates.with_for_update(skip_locked=True)))
+        else:
+            # One statement, so SQLite takes the write lock before reading (no stale-snapshot upgrade in WAL mode).
+            picked = candidates.scalar_subquery()
+        rows = connection.execute(
+            update(OutboxMessage)
+            # The condition is checked again on the row itself: a row another sender took meanwhile is left alone.
+            .where(OutboxMessage.id.in_(picked), _claimable(cycle, kinds, now))
+            .values(state="sending", claimed_at=now, claimed_by=owner(), attempts=OutboxMessage.attempts + 1)
+            .returning(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.recipient_name, OutboxMessage.addresses,
+                       OutboxMessage.data, OutboxMessage.message_id)
+        ).all()
+    return sorted((Claimed(Envelope(key, sender, tuple(a for a in addresses.split(";") if a), data, message_id),
+                           kind, name)
+                   for key, kind, name, addresses, data, message_id in rows), key=lambda c: c.envelope.key)
+
+
+def claim_next(engine: Engine, cycle: str, kinds: Sequence[str], sender: str,
+               tried: Collection[int] = ()) -> Envelope | None:
+    claimed = claim(engine, cycle, kinds, sender, tried)
+    return claimed[0].envelope if claimed else None
 
 
 def settle(engine: Engine, outcome: Outcome) -> None:
     state = "sent" if outcome.sent else ("failed" if outcome.permanent else "pending")
-    with Session(engine) as session, session.begin():
+    with engine.begin() as session:
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == outcome.key, OutboxMessage.state == "sending",
