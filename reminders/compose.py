@@ -18,6 +18,7 @@ from reminders.status import PlanStatus, load_plan, load_status
 
 Kind = Literal["reminder", "digest"]
 KINDS: tuple[Kind, ...] = ("reminder", "digest")
+LIST_LIMIT = 100  # a digest names at most this many overdue tasks, due-soon tasks and silent units; counts are whole
 
 
 class CycleError(ValueError):
@@ -114,8 +115,8 @@ def _digests(status: PlanStatus, units: list[Unit], leaders: list[Leader], cycle
         counts = {state: 0 for state in STATES}
         for line in lines:
             counts[line.state] += 1
-        overdue = sorted((x for x in lines if x.state == "overdue"), key=lambda x: x.days_left or 0)
-        due_soon = sorted((x for x in lines if x.state == "due_soon"), key=lambda x: x.days_left or 0)
+        overdue = sorted((x for x in lines if x.state == "overdue"), key=lambda x: x.days_left or 0)[:LIST_LIMIT]
+        due_soon = sorted((x for x in lines if x.state == "due_soon"), key=lambda x: x.days_left or 0)[:LIST_LIMIT]
         missing: dict[int, list[str]] = {}
         for line in lines:
             if line.state in ("done", "unassigned") or line.reported:
@@ -124,7 +125,7 @@ def _digests(status: PlanStatus, units: list[Unit], leaders: list[Leader], cycle
         not_reported = tuple(UnitNotReported(unit_names[uid], tuple(numbers)) for uid, numbers in missing.items())
         context = DigestContext(
             leader.name, leader.title, scope, cycle, status.as_of, by, office, len(lines), counts,
-            tuple(overdue), tuple(due_soon), not_reported, tuple(lines),
+            tuple(overdue), tuple(due_soon), not_reported[:LIST_LIMIT], tuple(lines), len(not_reported),
         )
         drafts.append(Draft("digest", cycle, f"leader:{leader.id}", leader.name, tuple(leader.addresses), context))
     return drafts

@@ -83,3 +83,4 @@ class DigestContext:
     due_soon: tuple[TaskLine, ...]
     not_reported: tuple[UnitNotReported, ...]
     tasks: tuple[TaskLine, ...] = field(default=())  # every task in scope
+    not_reported_total: int = 0  # the lists above are cut at a readable length; counts hold the totals

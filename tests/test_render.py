@@ -293,3 +293,14 @@ def test_it_makes_a_deterministic_message_id() -> None:
     assert first != make_message_id("reminder/2021-06/unit:4", "example.gov.cn")
     assert first != make_message_id("reminder/2021-06/unit-3", "example.gov.cn")
     assert _parse(Renderer().render("reminder", REMINDER))["Message-ID"] == first
+
+
+def test_it_says_how_many_tasks_a_long_digest_leaves_out() -> None:
+    many = tuple(replace(LATE, number=str(n), days_left=-n) for n in range(1, 101))
+    digest = replace(DIGEST, total=160, counts={**DIGEST.counts, "overdue": 150}, overdue=many,
+                     not_reported_total=130)
+    mail = Renderer().render("digest", digest)
+    assert "二、逾期任务（150 项" in mail.text and "另有 50 项未列出" in mail.text
+    assert "四、本月未报送单位（130 个）" in mail.text and "另有 128 个单位未列出" in mail.text
+    assert "另有 50 项未列出" in mail.html
+    assert "未列出" not in Renderer().render("digest", DIGEST).text
