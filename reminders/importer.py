@@ -8,15 +8,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session
 
-from reminders.deadlines import DeadlineError, parse_deadline
+from reminders.bulk import Values, changed, delete_in, insert_returning, insert_rows, update_rows
+from reminders.deadlines import Deadline, DeadlineError, parse_deadline
 from reminders.models import Assignment, CoUnit, Leader, Plan, Section, Task, Unit
 from reminders.planparse import ParsedPlan
 from reminders.tables import Column, Table, TableError, TableRow, parse_emails, read_table, split_list
@@ -42,6 +44,9 @@ ASSIGNMENT_COLUMNS = (
     Column("deadline", ("完成时限", "时限", "完成时间", "deadline"), required=False),
 )
 SECTION_ROW = re.compile(r"^[一二三四五六七八九十]+[、.．]")  # a section heading row inside a breakdown table
+TASK_FIELDS = ("section_id", "position", "subsection", "title", "text", "suggested_lead", "suggested_deadline",
+               "removed_at")  # what a plan import sets
+ASSIGNMENT_FIELDS = ("leader_id", "lead_unit_id", "deadline_text", "deadline", "deadline_kind")
 SCOPES = {"分管": "own", "own": "own", "": "own", "全部": "all", "all": "all"}
 
 
@@ -83,6 +88,7 @@ def import_plan(session: Session, parsed: ParsedPlan, source: str) -> tuple[Plan
     if plan is not None and plan.fingerprint == digest:
         report.unchanged = len(parsed.tasks)
         return plan, report
+    _refuse_repeated_numbers(parsed, source)
     if plan is None:
         plan = Plan(title=parsed.title, year=parsed.year, details={}, source=source, fingerprint="", imported_at=now)
         session.add(plan)
@@ -90,40 +96,61 @@ def import_plan(session: Session, parsed: ParsedPlan, source: str) -> tuple[Plan
     plan.source, plan.fingerprint, plan.imported_at = source, digest, now
     session.flush()
 
-    sections = {s.number: s for s in session.scalars(select(Section).where(Section.plan_id == plan.id))}
-    for parsed_section in parsed.sections:
-        section = sections.get(parsed_section.number)
-        if section is None:
-            section = sections[parsed_section.number] = Section(plan_id=plan.id, number=parsed_section.number)
-            session.add(section)
-        section.label, section.title = parsed_section.label, parsed_section.title
-    session.flush()
-
-    existing = {t.number: t for t in session.scalars(select(Task).where(Task.plan_id == plan.id))}
+    section_ids = _import_sections(session, plan.id, parsed)
+    existing = {row.number: row for row in session.execute(
+        select(Task.id, Task.number, *(getattr(Task, name) for name in TASK_FIELDS))
+        .where(Task.plan_id == plan.id).order_by(Task.id)
+    )}
+    added: list[Values] = []
+    updated: list[Values] = []
     for position, item in enumerate(parsed.tasks, start=1):
-        section_id = sections[item.section].id if item.section in sections else None
-        fields = {
-            "section_id": section_id, "position": position, "subsection": item.subsection, "title": item.title,
-            "text": item.text, "suggested_lead": item.suggested_lead, "suggested_deadline": item.suggested_deadline,
-            "removed_at": None,
+        fields: Values = {
+            "section_id": section_ids.get(item.section), "position": position, "subsection": item.subsection,
+            "title": item.title, "text": item.text, "suggested_lead": item.suggested_lead,
+            "suggested_deadline": item.suggested_deadline, "removed_at": None,
         }
         task = existing.pop(item.number, None)
         if task is None:
-            session.add(Task(plan_id=plan.id, number=item.number, **fields))
+            added.append({"plan_id": plan.id, "number": item.number, **fields})
             report.added.append(item.number)
-        elif any(getattr(task, key) != value for key, value in fields.items()):
-            was_removed = task.removed_at is not None
-            for key, value in fields.items():
-                setattr(task, key, value)
-            (report.added if was_removed else report.updated).append(item.number)
+        elif changed(task._mapping, fields):
+            updated.append({"id": task.id, **fields})
+            (report.added if task.removed_at is not None else report.updated).append(item.number)
         else:
             report.unchanged += 1
-    for task in existing.values():
-        if task.removed_at is None:
-            task.removed_at = now
-            report.removed.append(task.number)
-    session.flush()
+    removed = [task for task in existing.values() if task.removed_at is None]
+    report.removed = [task.number for task in removed]
+    insert_rows(session, Task, added)
+    update_rows(session, Task, updated)
+    update_rows(session, Task, [{"id": task.id, "removed_at": now} for task in removed])
+    session.expire(plan, ["sections", "tasks"])
     return plan, report
+
+
+def _refuse_repeated_numbers(parsed: ParsedPlan, source: str) -> None:
+    lines: dict[str, int] = {}
+    for item in parsed.tasks:
+        if item.number in lines:
+            message = f"任务编号 {item.number} 与第 {lines[item.number]} 行重复 (duplicate task number)"
+            raise ImportError_(f"{source}, line {item.line}: {message}")
+        lines[item.number] = item.line
+
+
+def _import_sections(session: Session, plan_id: int, parsed: ParsedPlan) -> dict[int, int]:
+    """Add or update the plan's sections; returns their ids by number. Sections the plan no longer has stay."""
+    wanted = {s.number: {"label": s.label, "title": s.title} for s in parsed.sections}  # a repeated number: last wins
+    ids: dict[int, int] = {}
+    updated: list[Values] = []
+    for row in session.execute(
+        select(Section.id, Section.number, Section.label, Section.title).where(Section.plan_id == plan_id)
+    ):
+        ids[row.number] = row.id
+        if row.number in wanted and changed(row._mapping, wanted[row.number]):
+            updated.append({"id": row.id, **wanted[row.number]})
+    added = [{"plan_id": plan_id, "number": number, **values} for number, values in wanted.items() if number not in ids]
+    ids.update((row.number, row.id) for row in insert_returning(session, Section, added, Section.number, Section.id))
+    update_rows(session, Section, updated)
+    return ids
 
 
 def _find_plan(session: Session, parsed: ParsedPlan) -> Plan | None:
@@ -133,18 +160,6 @@ def _find_plan(session: Session, parsed: ParsedPlan) -> Plan | None:
             if plan.details.get("index_no") == index_no:
                 return plan
     return session.scalars(select(Plan).where(Plan.title == parsed.title)).first()
-
-
-def _upsert(report: ImportReport, existing: object | None, name: str, values: dict[str, object]) -> None:
-    if existing is None:
-        report.added.append(name)
-    elif any(getattr(existing, key) != value for key, value in values.items()):
-        report.updated.append(name)
-    else:
-        report.unchanged += 1
-    if existing is not None:
-        for key, value in values.items():
-            setattr(existing, key, value)
 
 
 def _unique_names(table: Table) -> None:
@@ -164,25 +179,33 @@ def _emails(table: Table, row: TableRow, value: str) -> str:
 
 
 def _import_directory(session: Session, table: Table, model: type[Leader] | type[Unit],
-                      values_of: Callable[[TableRow], dict[str, object]]) -> ImportReport:
+                      values_of: Callable[[TableRow], Values]) -> ImportReport:
     """Add or update people and units by name; the ones the table does not name are left as they are."""
     _unique_names(table)
+    rows = [(row.values["name"], values_of(row)) for row in table.rows]  # every row checked before any write
+    existing = {row.name: row for row in session.execute(select(*model.__table__.columns))}
     report = ImportReport()
-    existing = {item.name: item for item in session.scalars(select(model))}
-    for row in table.rows:
-        name, values = row.values["name"], values_of(row)
-        item = existing.get(name)
-        _upsert(report, item, name, values)
-        if item is None:
-            session.add(model(name=name, **values))
-    session.flush()
+    added: list[Values] = []
+    updated: list[Values] = []
+    for name, values in rows:
+        old = existing.get(name)
+        if old is None:
+            added.append({"name": name, **values})
+            report.added.append(name)
+        elif changed(old._mapping, values):
+            updated.append({"id": old.id, **values})
+            report.updated.append(name)
+        else:
+            report.unchanged += 1
+    insert_rows(session, model, added)
+    update_rows(session, model, updated)
     return report
 
 
 def import_leaders(session: Session, path: Path) -> ImportReport:
     table = read_table(path, LEADER_COLUMNS)
 
-    def values_of(row: TableRow) -> dict[str, object]:
+    def values_of(row: TableRow) -> Values:
         v = row.values
         scope = SCOPES.get(v.get("scope", "").strip().lower())
         if scope is None:
@@ -196,7 +219,7 @@ def import_units(session: Session, path: Path) -> ImportReport:
     table = read_table(path, UNIT_COLUMNS)
     leader_names = set(session.scalars(select(Leader.name)))
 
-    def values_of(row: TableRow) -> dict[str, object]:
+    def values_of(row: TableRow) -> Values:
         v = row.values
         leader = v.get("leader") or None
         if leader is not None and leader not in leader_names:
@@ -212,16 +235,72 @@ def import_assignments(session: Session, path: Path) -> ImportReport:
     table = read_table(path, ASSIGNMENT_COLUMNS)
     if "lead_unit" not in table.headers and "units" not in table.headers:
         raise TableError(table.path, "缺少“牵头单位”或“责任单位”列 (no lead_unit or units column)")
-    tasks = {t.number: t for t in session.scalars(
-        select(Task).where(Task.plan_id == plan.id, Task.removed_at.is_(None))
-        .options(selectinload(Task.assignment).selectinload(Assignment.co_units))
+    tasks = {row.number: row for row in session.execute(
+        select(Task.number, Task.id.label("task_id"), Assignment.id.label("assignment_id"),
+               *(getattr(Assignment, name) for name in ASSIGNMENT_FIELDS))
+        .outerjoin(Assignment, Assignment.task_id == Task.id)
+        .where(Task.plan_id == plan.id, Task.removed_at.is_(None))
     )}
-    units = {u.name: u for u in session.scalars(select(Unit))}
-    leaders = {leader.name: leader for leader in session.scalars(select(Leader))}
-    year = plan.year or datetime.now(UTC).year
-    report, seen = ImportReport(), dict[str, int]()
+    rows = _assignment_rows(session, table, plan, tasks)  # every row checked before any write
+    co_before: dict[int, list[int]] = {}
+    for assignment_id, unit_id in session.execute(
+        select(CoUnit.assignment_id, CoUnit.unit_id).join(Assignment).join(Task)
+        .where(Task.plan_id == plan.id, Task.removed_at.is_(None)).order_by(CoUnit.assignment_id, CoUnit.position)
+    ):
+        co_before.setdefault(assignment_id, []).append(unit_id)
 
-    def unit(row: TableRow, column: str, name: str) -> Unit:
+    report = ImportReport()
+    added: list[Values] = []
+    updated: list[Values] = []
+    co_units: dict[int, list[int]] = {}  # by task id: the co-units of new assignments and of changed ones
+    replaced: list[int] = []  # assignments whose old co-units go
+    for number, values, co_ids in rows:
+        task = tasks[number]
+        if task.assignment_id is None:
+            added.append({"task_id": task.task_id, **values})
+            co_units[task.task_id] = co_ids
+            report.added.append(number)
+            continue
+        values_changed = changed(task._mapping, values)
+        co_changed = co_before.get(task.assignment_id, []) != co_ids
+        if values_changed:
+            updated.append({"id": task.assignment_id, **values})
+        if co_changed:
+            co_units[task.task_id] = co_ids
+            if task.assignment_id in co_before:
+                replaced.append(task.assignment_id)
+        if values_changed or co_changed:
+            report.updated.append(number)
+        else:
+            report.unchanged += 1
+
+    insert_rows(session, Assignment, added)
+    update_rows(session, Assignment, updated)
+    assignment_ids = {task.task_id: task.assignment_id for task in tasks.values()}
+    if added:  # a SELECT of the new ids: quicker on PostgreSQL than INSERT … RETURNING (psycopg's executemany)
+        assignment_ids.update((row.task_id, row.id) for row in session.execute(
+            select(Assignment.task_id, Assignment.id).join(Task)
+            .where(Task.plan_id == plan.id, Task.removed_at.is_(None))
+        ))
+    delete_in(session, CoUnit, CoUnit.assignment_id, replaced)
+    insert_rows(session, CoUnit, [
+        {"assignment_id": assignment_ids[task_id], "unit_id": unit_id, "position": position}
+        for task_id, ids in co_units.items() for position, unit_id in enumerate(ids)
+    ])
+    return report
+
+
+def _assignment_rows(session: Session, table: Table, plan: Plan,
+                     tasks: Mapping[str, Any]) -> list[tuple[str, Values, list[int]]]:
+    """Each row of the table as (task number, the assignment's columns, its co-units' ids in order)."""
+    units = {row.name: row for row in session.execute(select(Unit.name, Unit.id, Unit.leader_name))}
+    leaders: dict[str, int] = {name: id_ for name, id_ in session.execute(select(Leader.name, Leader.id))}
+    year = plan.year or datetime.now(UTC).year
+    deadlines: dict[str, Deadline] = {}
+    rows: list[tuple[str, Values, list[int]]] = []
+    seen: dict[str, int] = {}
+
+    def unit(row: TableRow, column: str, name: str) -> Row[Any]:
         if name not in units:
             raise table.error(row, column, f"未知的单位 “{name}”，请先导入单位名单 (unknown unit)")
         return units[name]
@@ -249,31 +328,17 @@ def import_assignments(session: Session, path: Path) -> ImportReport:
         leader_name = v.get("leader") or lead.leader_name
         if leader_name and leader_name not in leaders:
             raise table.error(row, "leader", f"未知的领导 “{leader_name}” (unknown leader)")
-        try:
-            deadline = parse_deadline(v.get("deadline", ""), year)
-        except DeadlineError as exc:
-            raise table.error(row, "deadline", str(exc)) from None
-        task = tasks[number]
-        values = {
-            "leader_id": leaders[leader_name].id if leader_name else None, "lead_unit_id": lead.id,
+        phrase = v.get("deadline", "")
+        if phrase not in deadlines:
+            try:
+                deadlines[phrase] = parse_deadline(phrase, year)
+            except DeadlineError as exc:
+                raise table.error(row, "deadline", str(exc)) from None
+        deadline = deadlines[phrase]
+        values: Values = {
+            "leader_id": leaders[leader_name] if leader_name else None, "lead_unit_id": lead.id,
             "deadline_text": deadline.text, "deadline": deadline.due, "deadline_kind": deadline.kind,
         }
-        co_ids = [u.id for u in co_units if u.id != lead.id]
-        assignment = task.assignment
-        before = None if assignment is None else [c.unit_id for c in assignment.co_units]
-        changed_co = before is not None and before != co_ids
-        _upsert(report, assignment, number, values)
-        if changed_co and number not in report.updated:
-            report.updated.append(number)
-            report.unchanged -= 1
-        if assignment is None:
-            assignment = Assignment(task_id=task.id, **values)
-            session.add(assignment)
-            task.assignment = assignment
-        if before != co_ids:
-            if before:
-                assignment.co_units.clear()
-                session.flush()
-            assignment.co_units = [CoUnit(unit_id=uid, position=i) for i, uid in enumerate(dict.fromkeys(co_ids))]
-    session.flush()
-    return report
+        co_ids = list(dict.fromkeys(u.id for u in co_units if u.id != lead.id))  # in order, without repeats
+        rows.append((number, values, co_ids))
+    return rows

@@ -1,11 +1,18 @@
 """Importing the plan and the tables through the CLI, on SQLite and PostgreSQL."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
 import pytest
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy.orm import Session
 
+from reminders.db import make_engine, session_scope, upgrade
+from reminders.importer import import_assignments, import_leaders, import_plan, import_units
+from reminders.models import Assignment, CoUnit
+from reminders.planparse import parse_plan
 from tests.conftest import EXAMPLES, Cli
 from tests.smtpserver import RecordingServer
 
@@ -189,3 +196,122 @@ def test_it_refuses_a_header_injection_in_a_unit_name(run: Cli, tmp_path: Path, 
     result = run("import-units", str(path), ok=False)
     assert "units.csv, row 2, column 单位" in result.output
     assert "无变化" not in result.output and smtp.messages == []
+
+
+# Changes in place, and no query per row ------------------------------------------------------------------------
+
+
+def test_it_marks_tasks_a_changed_plan_drops_as_removed_and_restores_them(loaded: Cli, tmp_path: Path) -> None:
+    text = (EXAMPLES / "plan-2021.txt").read_text(encoding="utf-8")
+    start = text.index("18.强化监督执纪问责")
+    path = tmp_path / "plan-2021-short.txt"
+    path.write_text(text[:start] + text[text.index("\n\n", start):], encoding="utf-8")  # without tasks 18 and 19
+    result = loaded("import-plan", str(path))
+    assert "移除 removed: 2  (18、19)" in result.output and "未变 unchanged: 17" in result.output
+    assert [t["number"] for t in status_json(loaded)] == [str(n) for n in range(1, 18)]
+    result = loaded("import-plan", str(EXAMPLES / "plan-2021.txt"))
+    assert "新增 added: 2  (18、19)" in result.output and "未变 unchanged: 17" in result.output
+    tasks = status_json(loaded)
+    assert [t["number"] for t in tasks] == [str(n) for n in range(1, 20)]
+    assert tasks[18]["lead_unit"] == "办公室"  # the assignment of a restored task comes back with it
+
+
+def test_it_replaces_co_units_in_the_order_given_without_the_lead_unit(loaded: Cli, tmp_path: Path) -> None:
+    rows = ("1,王建国,机关党委,宗教二处、办公室,长期坚持\n"  # co-units changed
+            "2,张华,宗教一处,民族工作处、宗教一处、宗教二处,2021年6月底前\n"  # reordered; the lead named as co-unit
+            "3,张华,民族工作处,办公室,2021年11月\n"  # the deadline changed
+            "4,张华,民族工作处,,年底前\n"  # as it was
+            "5,张华,民族工作处,,三季度末\n"  # co-units dropped
+            "6,张华,民族工作处,办公室、办公室,2021年9月30日\n")  # a co-unit added, named twice
+    path = _assignments(tmp_path, rows)
+    result = loaded("import-assignments", str(path))
+    assert "更新 updated: 5  (1、2、3、5、6)" in result.output and "未变 unchanged: 1" in result.output
+    tasks = {t["number"]: t for t in status_json(loaded)}
+    assert tasks["1"]["co_units"] == ["宗教二处", "办公室"]
+    assert tasks["2"]["lead_unit"] == "宗教一处" and tasks["2"]["co_units"] == ["民族工作处", "宗教二处"]
+    assert tasks["3"]["deadline"] == "2021-11-30" and tasks["3"]["co_units"] == ["办公室"]
+    assert tasks["5"]["co_units"] == [] and tasks["6"]["co_units"] == ["办公室"]
+    assert tasks["7"]["co_units"] == ["政策法规处"]  # a task the file does not name keeps its assignment
+    assert "无变化 (nothing changed; 6 unchanged)" in loaded("import-assignments", str(path)).output
+
+
+def test_it_updates_units_and_leaders_by_name_and_leaves_the_others(loaded: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "units.csv"
+    path.write_text("单位,邮箱,联系人,分管领导\n办公室,office@example.org,刘洋,李明\n民族工作处,minzu@example.org,马丽,张华\n"
+                    "新设处,xinshe@example.org,,\n", encoding="utf-8")
+    result = loaded("import-units", str(path))
+    assert "新增 added: 1  (新设处)" in result.output and "更新 updated: 1  (办公室)" in result.output
+    assert "未变 unchanged: 1" in result.output
+    assert "无变化 (nothing changed; 3 unchanged)" in loaded("import-units", str(path)).output
+    path = tmp_path / "leaders.csv"
+    path.write_text("姓名,职务,邮箱,接收范围\n李明,局长,li.ming@example.org,全部\n", encoding="utf-8")
+    assert "更新 updated: 1  (李明)" in loaded("import-leaders", str(path)).output
+    tasks = {t["number"]: t for t in status_json(loaded)}
+    assert tasks["13"]["leader"] == "李明" and tasks["19"]["lead_unit"] == "办公室"
+
+
+def _plan_text(tasks: int, changed: bool = False) -> str:
+    lines = ["2021年测试工作计划", "一、测试"]
+    for n in range(1, tasks - 2 + 1 if changed else tasks + 1):  # a changed plan drops the last two tasks
+        lines.append(f"{n}.任务{n}。内容。" + ("补充。" if changed and n % 3 == 0 else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _count_statements(engine: Engine, work: Callable[[Session], object]) -> int:
+    """How many statements `work` sends to the database, run in one transaction as the CLI does."""
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with session_scope(engine) as session:
+            work(session)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(statements)
+
+
+def _import_counts(tmp_path: Path, tasks: int) -> dict[str, int]:
+    """Statements per import of a plan of `tasks` tasks and of an assignment table with a row for each."""
+    folder = tmp_path / str(tasks)
+    folder.mkdir()
+    engine = make_engine(f"sqlite:///{folder / 'reminders.sqlite3'}")
+    upgrade(engine)
+    (folder / "leaders.csv").write_text("姓名,邮箱\n张三,zs@example.org\n李四,ls@example.org\n", encoding="utf-8")
+    units = "".join(f"测试{n}处,u{n}@example.org,张三\n" for n in range(1, 6))
+    (folder / "units.csv").write_text("单位,邮箱,分管领导\n" + units, encoding="utf-8")
+    first, second = folder / "first.csv", folder / "second.csv"
+    first.write_text("序号,牵头单位,配合单位,完成时限\n" + "".join(
+        f"{n},测试1处,测试2处、测试3处,年底前\n" for n in range(1, tasks + 1)), encoding="utf-8")
+    second.write_text("序号,责任领导,牵头单位,配合单位,完成时限\n" + "".join(
+        f"{n},李四,测试{n % 2 + 1}处,测试3处{'、测试4处' if n % 3 else ''},{n % 12 + 1}月底前\n"
+        for n in range(1, tasks + 1)), encoding="utf-8")
+
+    def plan(text: str) -> Callable[[Session], object]:
+        return lambda session: import_plan(session, parse_plan(text), "plan.txt")
+
+    counts = {
+        "plan": _count_statements(engine, plan(_plan_text(tasks))),
+        "plan again": _count_statements(engine, plan(_plan_text(tasks))),
+        "leaders": _count_statements(engine, lambda session: import_leaders(session, folder / "leaders.csv")),
+        "units": _count_statements(engine, lambda session: import_units(session, folder / "units.csv")),
+        "assignments": _count_statements(engine, lambda session: import_assignments(session, first)),
+        "changed assignments": _count_statements(engine, lambda session: import_assignments(session, second)),
+        "changed plan": _count_statements(engine, plan(_plan_text(tasks, changed=True))),
+        "restored plan": _count_statements(engine, plan(_plan_text(tasks))),
+    }
+    with session_scope(engine) as session:
+        assigned = session.execute(select(func.count()).select_from(Assignment)).scalar_one()
+        co_units = session.execute(select(func.count()).select_from(CoUnit)).scalar_one()
+    assert (assigned, co_units) == (tasks, tasks + sum(1 for n in range(1, tasks + 1) if n % 3))
+    engine.dispose()
+    return counts
+
+
+def test_imports_make_as_many_queries_for_300_rows_as_for_30(tmp_path: Path) -> None:
+    """No query per task or per row: ten times the rows, the same statements (each a batch of up to 1,000 rows)."""
+    small, large = _import_counts(tmp_path, 30), _import_counts(tmp_path, 300)
+    assert large == small
+    assert max(small.values()) <= 12, small
