@@ -60,6 +60,33 @@ class ReminderContext:
     report_by: date
     office: Office
     tasks: tuple[TaskLine, ...]
+    report_url: str | None = None  # the unit's signed link to the report form; None without a web secret
+
+
+@dataclass(frozen=True)
+class ReceiptLine:
+    """One recorded report, as the receipt (回执) repeats it."""
+
+    number: str
+    title: str
+    status: str  # progress|done|difficulty|extension
+    percent: int | None
+    note: str
+    problems: str
+    next_steps: str
+    requested_deadline: date | None
+    request_reason: str | None
+
+
+@dataclass(frozen=True)
+class ReceiptContext:
+    unit: str
+    contact: str
+    cycle: str
+    as_of: date  # the day the reports were recorded
+    office: Office
+    reports: tuple[ReceiptLine, ...]
+    report_url: str | None = None  # the same link again, to correct the report within the cycle
 
 
 @dataclass(frozen=True)
