@@ -218,7 +218,7 @@ def parse(argv: list[str] | None = None) -> tuple[Options, Path | None, bool]:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
     parser.add_argument("--repeat", type=int)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat, short probes (a smoke run)")
-    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--delays", default="0,20", help="server reply delays in ms (default 0,20)")
     parser.add_argument("--naive-sample", type=int, help="messages the naive sender sends (default 500; /5 if delayed)")
     parser.add_argument("--scale-divisor", type=int, default=10, help="the query-scaling run is this much smaller")
