@@ -21,23 +21,28 @@ if TYPE_CHECKING:
     from reminders.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
-KIND_CHOICES = {"reminders": ("reminder",), "digests": ("digest",), "all": ("reminder", "digest")}
+KIND_CHOICES = {"reminders": ("reminder",), "digests": ("digest",), "chases": ("chase",), "receipts": ("receipt",),
+                "all": ("reminder", "digest")}
+KIND_NAMES = {"reminder": "提醒", "digest": "汇总", "chase": "催报", "receipt": "回执"}
 
 
 def _domain_errors() -> tuple[type[Exception], ...]:
+    from reminders.accounts import AccountError
     from reminders.compose import CycleError
     from reminders.config import ConfigError
     from reminders.db import SchemaError
     from reminders.deadlines import DeadlineError
     from reminders.deliver import DeliveryError
     from reminders.importer import ImportError_
+    from reminders.office import OfficeError
     from reminders.outbox import OutboxError
     from reminders.planparse import PlanError
     from reminders.progress import ProgressError
+    from reminders.reporting import FormError
     from reminders.tables import TableError
 
     return (ConfigError, SchemaError, PlanError, TableError, ImportError_, ProgressError, CycleError,
-            DeadlineError, DeliveryError, OutboxError)
+            DeadlineError, DeliveryError, OutboxError, AccountError, OfficeError, FormError)
 
 
 def friendly(command: F) -> F:
@@ -146,7 +151,8 @@ def check_config(state: State) -> None:
     click.echo(f"transport: {config.delivery.transport}"
                + (f" → {config.delivery.maildir}" if config.delivery.transport == "maildir"
                   else f" → {config.smtp.host}:{config.smtp.port} ({config.smtp.security})"))
-    click.echo(f"schedule:  reminders '{config.schedule.reminders}', digests '{config.schedule.digests}' "
+    click.echo(f"schedule:  reminders '{config.schedule.reminders}', digests '{config.schedule.digests}', "
+               f"chase '{config.schedule.chase}' "
                f"({config.schedule.timezone}); report day {config.schedule.report_day}")
 
 
@@ -290,7 +296,7 @@ def _cycle_options(command: F) -> F:
     command = click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]),
                            help="按此日期计算 (default: when the cron fires in that month).")(command)
     command = click.option("--kind", type=click.Choice(list(KIND_CHOICES)), default="all", show_default=True,
-                           help="提醒、汇总或全部 Which messages.")(command)
+                           help="提醒、汇总、催报、回执或全部(提醒+汇总) Which messages.")(command)
     return click.option("--cycle", required=True, metavar="YYYY-MM", help="月度周期 The month.")(command)
 
 
@@ -374,7 +380,7 @@ def outbox(ctx: click.Context, cycle: str | None, state_filter: str | None, fmt:
     if fmt == "json":
         click.echo(json.dumps(records, ensure_ascii=False, indent=2))
         return
-    table = [[str(r["id"]), str(r["cycle"]), "提醒" if r["kind"] == "reminder" else "汇总", str(r["recipient"]),
+    table = [[str(r["id"]), str(r["cycle"]), KIND_NAMES.get(str(r["kind"]), str(r["kind"])), str(r["recipient"]),
               STATE_NAMES[str(r["state"])], str(r["attempts"]), str(r["sent_at"] or "-")[:19],
               "; ".join(r["addresses"]) + (f"  {r['last_error']}" if r["last_error"] else "")]  # type: ignore[arg-type]
              for r in records]
@@ -409,6 +415,26 @@ def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
 @cli.command()
 @pass_state
 @friendly
+def serve(state: State) -> None:
+    """运行网页服务 Serve the units' report form and the office dashboard ([web] bind, port; needs the web secret).
+
+    Example: REMINDERS_WEB_SECRET=… reminders serve
+    """
+    import uvicorn
+
+    from reminders.web import create_app
+
+    config = state.config
+    app = create_app(config, state.engine())
+    click.echo(f"网页服务 serving on http://{config.web.bind}:{config.web.port} (links: {config.web.base_url})")
+    # No access log: the report links carry their token in the path, and a token is a credential.
+    uvicorn.run(app, host=config.web.bind, port=config.web.port, proxy_headers=True, server_header=False,
+                access_log=False)
+
+
+@cli.command()
+@pass_state
+@friendly
 def run(state: State) -> None:
     """运行调度守护进程 Run the scheduler daemon (cron jobs from [schedule]; stops on SIGTERM/SIGINT).
 
@@ -417,6 +443,9 @@ def run(state: State) -> None:
     from reminders.schedule import run_daemon
 
     run_daemon(state.config, state.engine())
+
+
+from reminders import cli_office  # noqa: E402, F401  (registers `admin` and `export` on `cli`)
 
 
 def main() -> None:

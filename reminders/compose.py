@@ -10,14 +10,25 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reminders import links
 from reminders.config import Config, cron_trigger
-from reminders.context import STATES, DigestContext, Office, ReminderContext, TaskLine, UnitNotReported
+from reminders.context import (
+    STATES,
+    DigestContext,
+    Office,
+    ReceiptContext,
+    ReminderContext,
+    TaskLine,
+    UnitNotReported,
+)
 from reminders.importer import active_plan
 from reminders.models import Leader, Unit
 from reminders.status import PlanStatus, load_plan, load_status
 
-Kind = Literal["reminder", "digest"]
-KINDS: tuple[Kind, ...] = ("reminder", "digest")
+Kind = Literal["reminder", "digest", "chase", "receipt"]
+KINDS: tuple[Kind, ...] = ("reminder", "digest")  # what `send --kind all` builds
+SCHEDULED: tuple[Kind, ...] = ("reminder", "digest", "chase")  # the daemon's cron jobs ([schedule] <kind>s / chase)
+BUILT: tuple[Kind, ...] = SCHEDULED  # built from the plan's status; receipts are recorded when a unit submits
 LIST_LIMIT = 100  # a digest names at most this many overdue tasks, due-soon tasks and silent units; counts are whole
 
 
@@ -32,7 +43,7 @@ class Draft:
     recipient_key: str  # "unit:3" / "leader:2": stable, so a cycle is recorded once per recipient
     recipient_name: str
     addresses: tuple[str, ...]
-    context: ReminderContext | DigestContext
+    context: ReminderContext | DigestContext | ReceiptContext
 
 
 def parse_cycle(text: str) -> tuple[int, int]:
@@ -48,12 +59,32 @@ def fire_time(config: Config, cycle: str, kind: Kind) -> datetime:
     """When the kind's cron fires in the cycle's month (in the schedule's time zone)."""
     year, month = parse_cycle(cycle)
     schedule = config.schedule
-    expression = schedule.reminders if kind == "reminder" else schedule.digests
+    expression = cron_of(config, kind)
     start = datetime(year, month, 1, tzinfo=schedule.tz)
     fire = cron_trigger(expression, schedule.timezone).get_next_fire_time(None, start)
     if fire is None or (fire.year, fire.month) != (year, month):
-        raise CycleError(f"schedule.{kind}s 在 {cycle} 不触发 (the cron never fires in {cycle}); 请用 --as-of 指定日期")
+        raise CycleError(f"schedule.{_KEYS[kind]} 在 {cycle} 不触发 (the cron never fires in {cycle}); "
+                         "请用 --as-of 指定日期")
     return fire
+
+
+_KEYS = {"reminder": "reminders", "digest": "digests", "chase": "chase"}
+
+
+def cron_of(config: Config, kind: Kind) -> str:
+    """The cron expression of a scheduled kind."""
+    if kind not in _KEYS:
+        raise CycleError(f"“{kind}” 不是定时发送的类别 (not a scheduled kind)")
+    return str(getattr(config.schedule, _KEYS[kind]))
+
+
+def unit_link(config: Config, unit_id: int, cycle: str) -> str | None:
+    """The unit's signed report link for the cycle, or None while no web secret is configured."""
+    secret = config.web_secret()
+    if secret is None:
+        return None
+    token = links.make_token(secret, unit_id, cycle, links.expiry(cycle, config.web.link_days))
+    return links.report_url(config.web.base_url, token)
 
 
 def report_by(config: Config, cycle: str) -> date:
@@ -70,29 +101,43 @@ def build_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind
     drafts: list[Draft] = []
     loaded = load_plan(session, plan)
     for kind in kinds:
+        if kind not in BUILT:
+            continue  # receipts are recorded when a unit submits, never built for a cycle
         day = as_of or fire_time(config, cycle, kind).date()
         status = load_status(session, loaded, day, config.schedule.due_soon_days)
-        if kind == "reminder":
-            drafts += _reminders(status, units, cycle, report_by(config, cycle), office)
-        else:
+        if kind == "digest":
             drafts += _digests(status, units, leaders, cycle, report_by(config, cycle), office)
+        else:
+            drafts += _reminders(config, status, units, cycle, office, chase=kind == "chase")
     return drafts
 
 
-def _reminders(status: PlanStatus, units: list[Unit], cycle: str, by: date, office: Office) -> list[Draft]:
+def build_chases(session: Session, config: Config, cycle: str, as_of: date | None = None) -> list[Draft]:
+    """催报: one short reminder per unit whose lead tasks (not done) have no report of its own in the cycle; it lists
+    only those tasks. `as_of` defaults to when `[schedule] chase` fires in the cycle's month."""
+    return build_drafts(session, config, cycle, ("chase",), as_of)
+
+
+def _reminders(config: Config, status: PlanStatus, units: list[Unit], cycle: str, office: Office,
+               chase: bool = False) -> list[Draft]:
+    by = report_by(config, cycle)
     owned: dict[int, list[TaskLine]] = {}
     for line in status.lines:
-        if line.state in ("done", "unassigned"):
+        if line.state in ("done", "unassigned") or (chase and line.reported):
             continue
         owned.setdefault(status.lead_unit_ids[line.number], []).append(_with_role(line, "lead"))
+        if chase:
+            continue  # a chase is about the lead unit's own report
         for unit_id in status.co_unit_ids[line.number]:
             owned.setdefault(unit_id, []).append(_with_role(line, "co"))
     drafts = []
     for unit in units:
         lines = owned.get(unit.id)
         if lines:
-            context = ReminderContext(unit.name, unit.contact, cycle, status.as_of, by, office, tuple(lines))
-            drafts.append(Draft("reminder", cycle, f"unit:{unit.id}", unit.name, tuple(unit.addresses), context))
+            context = ReminderContext(unit.name, unit.contact, cycle, status.as_of, by, office, tuple(lines),
+                                      unit_link(config, unit.id, cycle))
+            drafts.append(Draft("chase" if chase else "reminder", cycle, f"unit:{unit.id}", unit.name,
+                                tuple(unit.addresses), context))
     return drafts
 
 

@@ -69,6 +69,7 @@ class Schedule:
     timezone: str = "Asia/Shanghai"
     reminders: str = "0 9 20 * *"
     digests: str = "0 9 26 * *"
+    chase: str = "0 10 26 * *"  # 催报: the day after the default report day, to units that have not reported
     report_day: int = 25
     due_soon_days: int = 7
     misfire_grace: str = "3d"  # a duration: "90m", "12h", "3d"
@@ -83,6 +84,18 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Web:
+    """The `[web]` section: where the report form and the office dashboard are served, and the links' secret."""
+
+    base_url: str = "http://127.0.0.1:8025"
+    bind: str = "127.0.0.1"
+    port: int = 8025
+    secret_env: str = "REMINDERS_WEB_SECRET"  # the NAME of the environment variable holding the HMAC secret
+    link_days: int | None = None  # a unit's link expires this many days after its cycle's reminder; default: the
+    # end of the next cycle
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     database_url: str
@@ -91,6 +104,12 @@ class Config:
     delivery: Delivery = field(default_factory=Delivery)
     smtp: Smtp = field(default_factory=Smtp)
     schedule: Schedule = field(default_factory=Schedule)
+    web: Web = field(default_factory=Web)
+
+    def web_secret(self) -> bytes | None:
+        """The links' HMAC secret from the environment; None when the variable is unset (links are left out)."""
+        value = os.environ.get(self.web.secret_env)
+        return value.encode("utf-8") if value else None
 
     def smtp_password(self) -> str | None:
         """The SMTP password from the environment; an error names the key when the variable is missing."""
@@ -104,13 +123,14 @@ class Config:
 
 
 _SECTIONS: dict[str, type] = {
-    "office": Office, "mail": Mail, "delivery": Delivery, "smtp": Smtp, "schedule": Schedule,
+    "office": Office, "mail": Mail, "delivery": Delivery, "smtp": Smtp, "schedule": Schedule, "web": Web,
 }
 _CHOICES = {
     "delivery.transport": ("smtp", "maildir"),
     "smtp.security": ("none", "starttls", "tls"),
 }
 _PATHS = {"delivery.maildir", "mail.templates"}
+_INTS = {"web.link_days"}  # optional integers (default None)
 
 
 def resolve_path(explicit: str | None) -> tuple[Path, bool]:
@@ -177,7 +197,9 @@ def _section(cls: type, table: dict[str, Any], name: str, path: str, base: Path)
                 raise ConfigError(path, dotted, "不能为空 (must not be empty)")
             values[key] = (base / value) if value else None
             continue
-        if expected is None or isinstance(expected, str):
+        if dotted in _INTS:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif expected is None or isinstance(expected, str):
             ok = isinstance(value, str)
         elif isinstance(expected, bool):
             ok = isinstance(value, bool)
@@ -186,7 +208,7 @@ def _section(cls: type, table: dict[str, Any], name: str, path: str, base: Path)
         else:
             ok = isinstance(value, type(expected)) and not isinstance(value, bool)
         if not ok:
-            kind = "string" if expected is None else type(expected).__name__
+            kind = "int" if dotted in _INTS else "string" if expected is None else type(expected).__name__
             raise ConfigError(path, dotted, f"类型错误，应为 {kind} (wrong type, expected {kind})")
         if isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
             raise ConfigError(path, dotted, "含有换行或控制字符 (line break or control character)")
@@ -210,7 +232,7 @@ def _check(config: Config) -> None:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         message = f"未知时区 {schedule.timezone!r} (unknown IANA time zone)"
         raise ConfigError(path, "schedule.timezone", message) from None
-    for key in ("reminders", "digests"):
+    for key in ("reminders", "digests", "chase"):
         expression = getattr(schedule, key)
         try:
             cron_trigger(expression, schedule.timezone)
@@ -232,8 +254,25 @@ def _check(config: Config) -> None:
         raise ConfigError(path, "smtp.connections", "至少为 1 (at least 1)")
     if "@" not in smtp.sender:
         raise ConfigError(path, "smtp.sender", f"不是邮箱地址 {smtp.sender!r} (not an email address)")
+    _check_web(config)
     if "@" not in config.office.email:
         raise ConfigError(path, "office.email", f"不是邮箱地址 {config.office.email!r} (not an email address)")
+
+
+def _check_web(config: Config) -> None:
+    path, web = config.path, config.web
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", web.base_url):
+        message = f"应为 http(s):// 开头的地址 {web.base_url!r} (expected an http(s) URL)"
+        raise ConfigError(path, "web.base_url", message)
+    if not web.bind:
+        raise ConfigError(path, "web.bind", "不能为空 (must not be empty)")
+    if not 1 <= web.port <= 65535:
+        raise ConfigError(path, "web.port", "端口应在 1–65535 之间 (expected 1–65535)")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", web.secret_env):
+        message = f"不是环境变量名 {web.secret_env!r} (not an environment variable name)"
+        raise ConfigError(path, "web.secret_env", message)
+    if web.link_days is not None and not 1 <= web.link_days <= 366:
+        raise ConfigError(path, "web.link_days", "应在 1–366 之间 (expected 1–366 days)")
 
 
 _DURATION = re.compile(r"(\d+)\s*([smhd])")

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from reminders import outbox
-from reminders.compose import Draft, Kind, build_drafts
+from reminders.compose import BUILT, Draft, Kind, build_drafts
 from reminders.config import Config
 from reminders.db import session_scope
 from reminders.deliver import DeliveryError, Envelope, Outcome, SmtpSettings, deliver_maildir, deliver_smtp
@@ -51,6 +51,9 @@ def render_draft(config: Config, renderer: Renderer, draft: Draft, now: datetime
 def prepare_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind],
                   as_of: date | None = None) -> int:
     """Record the cycle's messages that are not in the outbox yet, in one transaction; returns how many."""
+    kinds = [kind for kind in kinds if kind in BUILT]
+    if not kinds:
+        return 0
     renderer = _renderer(config)
     now = datetime.now(config.schedule.tz)
     with session_scope(engine) as session:
@@ -79,13 +82,34 @@ def preview_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Ki
 
 def send_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], as_of: date | None = None,
                echo: Callable[[str], None] = log.info) -> SendResult:
+    """Build and record the cycle's reminders, digests and chases among `kinds`, then send every pending message of
+    `kinds` (receipts included: they were recorded when the units submitted)."""
+    result = _start(engine, cycle, kinds)
+    result.recorded = prepare_cycle(engine, config, cycle, kinds, as_of)
+    _deliver(engine, config, cycle, kinds, result, echo)
+    return result
+
+
+def deliver_pending(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind],
+                    echo: Callable[[str], None] = log.info) -> SendResult:
+    """Send what the outbox already holds for the cycle and kinds, building nothing."""
+    result = _start(engine, cycle, kinds)
+    _deliver(engine, config, cycle, kinds, result, echo)
+    return result
+
+
+def _start(engine: Engine, cycle: str, kinds: Sequence[Kind]) -> SendResult:
     result = SendResult()
     with Session(engine) as session:
         result.skipped = outbox.counts(session, cycle, kinds).get("sent", 0)
     recovered = outbox.recover(engine)
     if recovered:
         log.warning("%d message(s) claimed by a sender that is gone were put back to pending", recovered)
-    result.recorded = prepare_cycle(engine, config, cycle, kinds, as_of)
+    return result
+
+
+def _deliver(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], result: SendResult,
+             echo: Callable[[str], None]) -> None:
     names: dict[int, str] = {}
     tried: set[int] = set()
     claimed: deque[Envelope] = deque()
@@ -118,7 +142,6 @@ def send_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind]
         except DeliveryError as exc:
             outbox.release(engine, [*exc.unsettled, *(envelope.key for envelope in claimed)])
             raise
-    return result
 
 
 def claim_batch(config: Config) -> int:

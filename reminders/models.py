@@ -136,10 +136,43 @@ class ProgressReport(Base):
     cycle: Mapped[str] = mapped_column(String(7), index=True)  # "2021-06"
     reported_on: Mapped[date] = mapped_column(Date)
     percent: Mapped[int | None] = mapped_column(Integer)
-    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)  # status == "done"
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20), default="progress")  # progress|done|difficulty|extension
+    problems: Mapped[str] = mapped_column(Text, default="")  # 存在问题及需协调事项
+    next_steps: Mapped[str] = mapped_column(Text, default="")  # 下一步措施
+    requested_deadline: Mapped[date | None] = mapped_column(Date)  # 申请延期: the new date asked for
+    request_reason: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(10), default="cli")  # cli|web|office
     unit: Mapped[Unit] = relationship()
+
+
+class DeadlineChange(Base):
+    """An extension decided by the office: approved (the deadline moved from old to new) or refused."""
+
+    __tablename__ = "deadline_changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), index=True)
+    old_deadline: Mapped[date | None] = mapped_column(Date)
+    new_deadline: Mapped[date | None] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("progress_reports.id"), unique=True)
+    decision: Mapped[str] = mapped_column(String(10))  # approved|refused
+    decided_by: Mapped[str] = mapped_column(String(100))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class User(Base):
+    """An office account for the dashboard; the password is stored as a scrypt hash only."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class OutboxMessage(Base):

@@ -50,7 +50,7 @@ def record_progress(
     report = ProgressReport(
         task_id=task.id, unit_id=unit.id, cycle=cycle_of(on), reported_on=on,
         percent=100 if done and percent is None else percent, done=done, note=note.strip(),
-        created_at=datetime.now(UTC),
+        created_at=datetime.now(UTC), status="done" if done else "progress", problems="", next_steps="", source="cli",
     )
     session.add(report)
     session.flush()

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from reminders import jobs
-from reminders.compose import KINDS, Kind
+from reminders.compose import SCHEDULED, Kind, cron_of
 from reminders.config import Config, cron_trigger
 from reminders.db import masked
 from reminders.models import OutboxMessage
@@ -54,13 +54,28 @@ def run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | N
                       attempt, retry.attempts, str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
             if attempt == retry.attempts or stop.wait(wait):
                 log.error("job %s: giving up on cycle %s; send it by hand: reminders send --cycle %s --kind %ss",
-                          kind, cycle, cycle, kind)
+                          kind, cycle, cycle, kind)  # reminders, digests, chases
                 return None
             continue
         log.info("job %s: cycle %s recorded %d, sent %d, skipped %d, failed %d", kind, cycle, result.recorded,
                  len(result.sent), result.skipped, len(result.failed))
         return result
     return None
+
+
+def deliver_receipts(config: Config, engine: Engine) -> None:
+    """Send the receipts (回执) units' submissions recorded, this month's and last month's (a link outlives its
+    month); nothing is built here."""
+    today = datetime.now(config.schedule.tz).date()
+    last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    for cycle in (last_month, today.strftime("%Y-%m")):
+        try:
+            result = jobs.deliver_pending(engine, config, cycle, ("receipt",), echo=log.info)
+        except DBAPIError as exc:
+            log.error("receipts of %s not sent, the database failed: %s", cycle, exc.orig or exc)
+            return
+        if result.sent or result.failed:
+            log.info("receipts of %s: sent %d, failed %d", cycle, len(result.sent), len(result.failed))
 
 
 def _unreachable(exc: DBAPIError) -> bool:
@@ -72,7 +87,7 @@ def _unreachable(exc: DBAPIError) -> bool:
 def last_fire_times(config: Config, now: datetime) -> list[tuple[Kind, datetime]]:
     """The latest fire time of each kind before `now`, looking back up to a year."""
     found = []
-    for kind in KINDS:
+    for kind in SCHEDULED:
         trigger = cron_trigger(_expression(config, kind), config.schedule.timezone)
         fire, last = trigger.get_next_fire_time(None, now - timedelta(days=366)), None
         while fire is not None and fire <= now:
@@ -88,7 +103,7 @@ def missed_fire_times(config: Config, now: datetime) -> list[tuple[Kind, datetim
 
 
 def _expression(config: Config, kind: Kind) -> str:
-    return config.schedule.reminders if kind == "reminder" else config.schedule.digests
+    return cron_of(config, kind)
 
 
 def _recorded(engine: Engine, kind: Kind, cycle: str) -> int:
@@ -106,10 +121,12 @@ def build_scheduler(config: Config, engine: Engine, stop: threading.Event | None
         job_defaults={"coalesce": True, "max_instances": 1,
                       "misfire_grace_time": int(config.schedule.grace.total_seconds())},
     )
-    for kind in KINDS:
+    for kind in SCHEDULED:
         scheduler.add_job(run_cycle, cron_trigger(_expression(config, kind), config.schedule.timezone),
                           args=(config, engine, kind), kwargs={"stop": stop}, id=kind, name=f"monthly {kind}s",
                           replace_existing=True)
+    scheduler.add_job(deliver_receipts, "interval", minutes=1, args=(config, engine), id="receipts",
+                      name="receipts", replace_existing=True)
 
     def listen(event: Any) -> None:
         if event.code == EVENT_JOB_ERROR:
@@ -118,7 +135,7 @@ def build_scheduler(config: Config, engine: Engine, stop: threading.Event | None
             log.error("job %s missed its run at %s; send it by hand: reminders send --cycle %s", event.job_id,
                       event.scheduled_run_time, event.scheduled_run_time.strftime("%Y-%m"))
         job = scheduler.get_job(event.job_id)
-        if job is not None:
+        if job is not None and event.job_id != "receipts":
             log.info("next %s: %s", event.job_id, job.next_run_time)
 
     scheduler.add_listener(listen, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED | EVENT_JOB_MISSED)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from reminders.context import Progress, State, TaskLine
@@ -93,29 +93,35 @@ def load_plan(session: Session, plan: Plan) -> LoadedPlan:
 
 
 def _progress(session: Session, plan: Plan, as_of: date) -> tuple[dict[int, Progress], set[int], set[int]]:
-    """The latest report of each task up to `as_of`, the tasks reported done, and those reported in its month."""
+    """The latest report of each task up to `as_of`, the tasks done, and those reported in its month.
+
+    A task's own reports are its lead unit's (the office marks a task done in the lead unit's name): a co-unit's
+    input is shown to the lead unit but neither closes the task nor counts as the month's report. The latest
+    progress shown is the lead unit's latest report, or a co-unit's while the lead unit has never reported.
+    """
     upto = (ProgressReport.reported_on <= as_of, Task.plan_id == plan.id)
+    by_lead = ProgressReport.unit_id == Assignment.lead_unit_id
+    order = (ProgressReport.reported_on.desc(), ProgressReport.created_at.desc(), ProgressReport.id.desc())
     ranked = (
         select(ProgressReport.task_id, ProgressReport.unit_id, ProgressReport.reported_on, ProgressReport.percent,
-               ProgressReport.done, ProgressReport.note,
-               func.row_number().over(
-                   partition_by=ProgressReport.task_id,
-                   order_by=(ProgressReport.reported_on.desc(), ProgressReport.created_at.desc(),
-                             ProgressReport.id.desc()),
-               ).label("rank"))
-        .join(Task, Task.id == ProgressReport.task_id).where(*upto).subquery()
+               ProgressReport.done, ProgressReport.note, case((by_lead, 1), else_=0).label("lead"),
+               func.row_number().over(partition_by=ProgressReport.task_id,
+                                      order_by=(case((by_lead, 0), else_=1), *order)).label("rank"))
+        .join(Task, Task.id == ProgressReport.task_id)
+        .outerjoin(Assignment, Assignment.task_id == ProgressReport.task_id).where(*upto).subquery()
     )
-    latest = {}
-    for task_id, unit_name, reported_on, percent, done, note in session.execute(
-        select(ranked.c.task_id, Unit.name, ranked.c.reported_on, ranked.c.percent, ranked.c.done, ranked.c.note)
+    latest, done = {}, set()
+    for task_id, unit_name, reported_on, percent, is_done, note, lead in session.execute(
+        select(ranked.c.task_id, Unit.name, ranked.c.reported_on, ranked.c.percent, ranked.c.done, ranked.c.note,
+               ranked.c.lead)
         .join(Unit, Unit.id == ranked.c.unit_id).where(ranked.c.rank == 1)
     ):
-        latest[task_id] = Progress(reported_on, unit_name, percent, done, note)
-    done = set(session.scalars(
-        select(ProgressReport.task_id).join(Task, Task.id == ProgressReport.task_id)
-        .where(*upto, ProgressReport.done.is_(True)).distinct()))
+        latest[task_id] = Progress(reported_on, unit_name, percent, is_done, note)
+        if lead and is_done:
+            done.add(task_id)  # the lead unit's latest word: a report superseded in its cycle no longer counts
     reported = set(session.scalars(
         select(ProgressReport.task_id).join(Task, Task.id == ProgressReport.task_id)
+        .join(Assignment, (Assignment.task_id == ProgressReport.task_id) & by_lead)
         .where(*upto, ProgressReport.cycle == cycle_of(as_of)).distinct()))
     return latest, done, reported
 

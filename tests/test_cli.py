@@ -39,7 +39,7 @@ def test_it_creates_the_schema_and_upgrades_idempotently(run: Cli, db_url: str) 
     engine = db.make_engine(db_url)
     assert {"plans", "tasks", "units", "leaders", "assignments", "progress_reports", "outbox"} <= set(
         inspect(engine).get_table_names())
-    assert "schema up to date at 0002" in run("init").output
+    assert "schema up to date at 0003" in run("init").output
 
 
 def test_it_masks_the_database_password(tmp_path) -> None:

@@ -52,7 +52,7 @@ def test_it_finds_the_fire_times_missed_within_the_grace(tmp_path: Path) -> None
     assert missed_fire_times(config, now) == [("reminder", datetime(2021, 6, 20, 9, 0, tzinfo=TZ))]
     assert missed_fire_times(config, datetime(2021, 6, 24, 9, 0, 1, tzinfo=TZ)) == []  # beyond 72 h
     both = missed_fire_times(config, datetime(2021, 6, 26, 10, 0, tzinfo=TZ))
-    assert [kind for kind, _ in both] == ["reminder", "digest"] or [kind for kind, _ in both] == ["digest"]
+    assert [kind for kind, _ in both] in (["reminder", "digest", "chase"], ["digest", "chase"])  # chase: 10:00
 
 
 def _catch_up_config(tmp_path: Path, db_url: str, smtp: RecordingServer) -> Path:
@@ -61,6 +61,7 @@ def _catch_up_config(tmp_path: Path, db_url: str, smtp: RecordingServer) -> Path
     text = path.read_text(encoding="utf-8")
     text = text.replace('reminders = "0 9 20 * *"', 'reminders = "0 0 * * *"')
     text = text.replace('digests = "0 9 26 * *"', 'digests = "0 0 * * *"')
+    text += 'chase = "0 0 1 1 *"\n'  # not today: the catch-up below is about reminders and digests
     path.write_text(text, encoding="utf-8")
     return path
 

@@ -1,0 +1,90 @@
+"""The office's commands: accounts for the dashboard, extension requests, the ledger export (thin, like cli.py)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from reminders.cli import State, cli, friendly, pass_state
+
+
+@cli.group()
+def admin() -> None:
+    """督查室管理 Office administration: dashboard accounts and extension requests."""
+
+
+@admin.command("add-user")
+@click.argument("username")
+@click.option("--password-env", metavar="NAME",
+              help="从此环境变量读取密码 Read the password from this environment variable (else a prompt).")
+@pass_state
+@friendly
+def add_user(state: State, username: str, password_env: str | None) -> None:
+    """添加督查室账号 Add a dashboard account (the password is asked twice, or read from --password-env).
+
+    The password is never an argument, so it stays out of the shell history and the process list.
+
+    Example: reminders admin add-user ducha
+    """
+    from reminders import office
+    from reminders.db import session_scope
+
+    if password_env:
+        password = os.environ.get(password_env)
+        if password is None:
+            raise click.ClickException(f"环境变量 {password_env} 未设置 (environment variable not set)")
+    else:
+        password = click.prompt("密码 Password", hide_input=True, confirmation_prompt=True)
+    with session_scope(state.engine()) as session:
+        office.add_user(session, username, password)
+    click.echo(f"已添加账号 user added: {username}")
+
+
+@admin.command("extensions")
+@pass_state
+@friendly
+def extensions(state: State) -> None:
+    """待审核的延期申请 List extension requests awaiting a decision (approve or refuse them in the dashboard).
+
+    Example: reminders admin extensions
+    """
+    from reminders import office
+    from reminders.db import session_scope
+    from reminders.terminal import render_table
+
+    with session_scope(state.engine()) as session:
+        pending = office.pending_extensions(session)
+    rows = [[str(e.report_id), e.task, e.unit, e.deadline.isoformat() if e.deadline else "-",
+             e.requested_deadline.isoformat(), e.reported_on.isoformat(), e.reason] for e in pending]
+    if not rows:
+        click.echo("没有待审核的延期申请 (no extension requests pending)")
+        return
+    click.echo(render_table(["编号", "任务", "单位", "现时限", "申请延至", "申请日期", "理由"], rows,
+                            [6, 6, 16, 10, 10, 10, 50]))
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="输出文件 Output file.")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="按此日期计算 As of this date (default today).")
+@pass_state
+@friendly
+def export(state: State, fmt: str, out: Path, as_of: datetime | None) -> None:
+    """导出工作台账 Export the work ledger (工作台账): XLSX with coloured states, or CSV (UTF-8 with BOM for Excel).
+
+    Example: reminders export --format xlsx --out 台账.xlsx
+    """
+    from reminders import office
+    from reminders.db import session_scope
+
+    day = as_of.date() if as_of else state.today()
+    with session_scope(state.engine()) as session:
+        if fmt == "xlsx":
+            data = office.export_ledger_xlsx(session, state.config, day)
+        else:
+            data = office.export_ledger_csv(session, state.config, day).encode("utf-8")
+    out.write_bytes(data)
+    click.echo(f"已导出 exported: {out} ({fmt}, as of {day.isoformat()})")

@@ -1,0 +1,195 @@
+"""What the supervision office does from the dashboard (and the CLI): close a task (办结), decide extension requests
+(延期), read a task's history, see who has not reported, chase them (催报) and export the ledger (工作台账).
+
+Accounts live in accounts.py and the exports in ledger.py; both are re-exported here, the web app's one entry point.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from reminders import jobs
+from reminders.accounts import AccountError, LockedOut, add_user, authenticate
+from reminders.compose import build_chases, parse_cycle
+from reminders.config import Config
+from reminders.importer import active_plan
+from reminders.ledger import export_ledger_csv, export_ledger_xlsx
+from reminders.models import Assignment, DeadlineChange, ProgressReport, Task, Unit
+from reminders.status import cycle_of
+
+__all__ = [
+    "AccountError", "Extension", "HistoryChange", "HistoryReport", "LockedOut", "OfficeError", "add_user",
+    "authenticate", "decide_extension", "export_ledger_csv", "export_ledger_xlsx", "mark_done", "not_reported",
+    "pending_extensions", "send_chase_now", "task_history",
+]
+
+
+class OfficeError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Extension:
+    """An extension request awaiting the office's decision."""
+
+    report_id: int
+    task: str
+    title: str
+    unit: str
+    deadline: date | None  # the current one
+    requested_deadline: date
+    reason: str
+    reported_on: date
+
+
+@dataclass(frozen=True)
+class HistoryReport:
+    at: datetime
+    report_id: int
+    unit: str
+    cycle: str
+    reported_on: date
+    status: str
+    percent: int | None
+    note: str
+    problems: str
+    next_steps: str
+    requested_deadline: date | None
+    request_reason: str | None
+    source: str
+    kind: str = "report"
+
+
+@dataclass(frozen=True)
+class HistoryChange:
+    at: datetime
+    old_deadline: date | None
+    new_deadline: date | None
+    decision: str  # approved|refused
+    decided_by: str
+    reason: str
+    report_id: int | None
+    kind: str = "deadline"
+
+
+def _task(session: Session, number: str) -> tuple[Task, Assignment]:
+    plan = active_plan(session)
+    task = session.scalars(
+        select(Task).where(Task.plan_id == plan.id, Task.number == number, Task.removed_at.is_(None))).first()
+    if task is None:
+        raise OfficeError(f"计划中没有第 {number} 项任务 (no task {number})")
+    if task.assignment is None:
+        raise OfficeError(f"任务 {number} 尚未分工 (task {number} is unassigned)")
+    return task, task.assignment
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite gives naive datetimes back
+
+
+def mark_done(session: Session, task_number: str, by: str, note: str, today: date) -> ProgressReport:
+    """办结: a report with status done in the lead unit's name, source "office"; the task stops being reminded."""
+    task, assignment = _task(session, task_number)
+    text = note.strip() or "已办结"
+    report = ProgressReport(
+        task_id=task.id, unit_id=assignment.lead_unit_id, cycle=cycle_of(today), reported_on=today, percent=100,
+        done=True, note=f"{text}（{by} 办结）", created_at=datetime.now(UTC), status="done", problems="",
+        next_steps="", source="office",
+    )
+    session.add(report)
+    session.flush()
+    return report
+
+
+def _latest_lead_reports(session: Session) -> list[tuple[ProgressReport, Task, Assignment]]:
+    plan = active_plan(session)
+    rows = session.execute(
+        select(ProgressReport, Task, Assignment).join(Task, Task.id == ProgressReport.task_id)
+        .join(Assignment, (Assignment.task_id == Task.id) & (Assignment.lead_unit_id == ProgressReport.unit_id))
+        .where(Task.plan_id == plan.id, Task.removed_at.is_(None))
+        .order_by(Task.position, ProgressReport.reported_on.desc(), ProgressReport.created_at.desc(),
+                  ProgressReport.id.desc())
+    ).all()
+    latest, seen = [], set()
+    for report, task, assignment in rows:
+        if task.id not in seen:
+            seen.add(task.id)
+            latest.append((report, task, assignment))
+    return latest
+
+
+def pending_extensions(session: Session) -> list[Extension]:
+    """Each task whose lead unit's latest report asks for an extension the office has not decided, in plan order."""
+    decided = set(session.scalars(select(DeadlineChange.report_id).where(DeadlineChange.report_id.is_not(None))))
+    found = []
+    for report, task, assignment in _latest_lead_reports(session):
+        if report.status == "extension" and report.id not in decided and report.requested_deadline is not None:
+            found.append(Extension(report.id, task.number, task.title, report.unit.name, assignment.deadline,
+                                   report.requested_deadline, report.request_reason or "", report.reported_on))
+    return found
+
+
+def decide_extension(session: Session, report_id: int, approve: bool, by: str, reason: str,
+                     now: datetime) -> DeadlineChange:
+    """Approve (the deadline moves; the old one stays in deadline_changes) or refuse an extension request, once."""
+    report = session.get(ProgressReport, report_id)
+    if report is None or report.status != "extension" or report.requested_deadline is None:
+        raise OfficeError(f"报送 {report_id} 不是延期申请 (report {report_id} is not an extension request)")
+    if session.scalar(select(DeadlineChange.id).where(DeadlineChange.report_id == report_id)) is not None:
+        raise OfficeError(f"延期申请 {report_id} 已处理过 (the request was decided already)")
+    assignment = session.scalars(
+        select(Assignment).where(Assignment.task_id == report.task_id).with_for_update()).first()
+    if assignment is None:
+        raise OfficeError("任务已无分工 (the task is no longer assigned)")
+    new = report.requested_deadline
+    change = DeadlineChange(
+        assignment_id=assignment.id, old_deadline=assignment.deadline, new_deadline=new, reason=reason.strip(),
+        report_id=report.id, decision="approved" if approve else "refused", decided_by=by, decided_at=now,
+    )
+    if approve:
+        assignment.deadline = new
+        assignment.deadline_kind = "date"
+        assignment.deadline_text = f"延期至{new.year}年{new.month}月{new.day}日"
+    session.add(change)
+    session.flush()
+    return change
+
+
+def task_history(session: Session, task_number: str) -> list[HistoryReport | HistoryChange]:
+    """Every report on the task (every unit, superseded ones too) and every deadline decision, newest first."""
+    task, assignment = _task(session, task_number)
+    items: list[HistoryReport | HistoryChange] = []
+    for r, unit in session.execute(
+        select(ProgressReport, Unit.name).join(Unit, Unit.id == ProgressReport.unit_id)
+        .where(ProgressReport.task_id == task.id)
+    ):
+        items.append(HistoryReport(_aware(r.created_at), r.id, unit, r.cycle, r.reported_on, r.status, r.percent,
+                                   r.note, r.problems, r.next_steps, r.requested_deadline, r.request_reason,
+                                   r.source))
+    for c in session.scalars(select(DeadlineChange).where(DeadlineChange.assignment_id == assignment.id)):
+        items.append(HistoryChange(_aware(c.decided_at), c.old_deadline, c.new_deadline, c.decision, c.decided_by,
+                                   c.reason, c.report_id))
+    return sorted(items, key=lambda item: (item.at, getattr(item, "report_id", 0) or 0), reverse=True)
+
+
+def _as_of(cycle: str, today: date) -> date:
+    """Today, kept inside the cycle's month: a past cycle is judged on its last day."""
+    year, month = parse_cycle(cycle)
+    first, last = date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+    return min(max(today, first), last)
+
+
+def not_reported(session: Session, config: Config, cycle: str, today: date) -> list[tuple[str, tuple[str, ...]]]:
+    """(unit, task numbers): the units a chase would go to now, each with its lead tasks not reported in the cycle."""
+    drafts = build_chases(session, config, cycle, _as_of(cycle, today))
+    return [(d.recipient_name, tuple(t.number for t in getattr(d.context, "tasks", ()))) for d in drafts]
+
+
+def send_chase_now(engine: Engine, config: Config, cycle: str, today: date) -> jobs.SendResult:
+    """催报 now, through the outbox: one chase per unit and cycle, so a unit chased already is not chased again."""
+    return jobs.send_cycle(engine, config, cycle, ("chase",), _as_of(cycle, today))
