@@ -1,0 +1,160 @@
+"""The office dashboard's pages: login and logout, the task list with filters, a task's history, the units that have
+not reported, and the pending extension requests. What the office changes is in `actions.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from reminders import office
+from reminders.context import STATES
+from reminders.importer import active_plan
+from reminders.status import PlanStatus, cycle_of, load_status
+from reminders.web.pages import WebApp, web
+from reminders.web.security import WebSession, clear_session, csrf_ok, current_session, new_session, set_session
+
+Handler = Callable[[Request, WebApp, WebSession], Awaitable[Response]]
+FILTERS = ("unit", "leader", "state", "section")
+# Messages after an action, chosen by a fixed code in the query string: nothing the client sends is echoed.
+NOTICES = {
+    "done": "已办结，任务不再提醒。",
+    "approved": "已同意延期，完成时限已更新。",
+    "refused": "已不同意延期，完成时限不变。",
+    "chased": "催报已发送。",
+    "nochase": "没有需要催报的单位。",
+}
+
+
+def refused(app: WebApp, request: Request, headline: str, explanation: str, status: int,
+            back: str | None = None) -> Response:
+    return app.page(request, "error.html", {"headline": headline, "explanation": explanation, "back": back}, status)
+
+
+def signed_in(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Only for a signed-in user; every POST must also carry the session's CSRF token."""
+
+    async def endpoint(request: Request) -> Response:
+        app = web(request)
+        session = current_session(request, app.signer, app.now())
+        if session is None or session.user is None:
+            if request.method == "GET":
+                return RedirectResponse("/admin/login", status_code=303)
+            return refused(app, request, "请先登录", "登录已失效，请重新登录后再操作。", 403, "/admin/login")
+        if request.method == "POST":
+            async with request.form(max_files=0, max_fields=50) as data:
+                token = data.get("csrf")
+            if not csrf_ok(session, token):
+                return refused(app, request, "页面已过期", "表单校验失败，请返回刷新页面后重试。", 403, "/admin")
+        return await handler(request, app, session)
+
+    return endpoint
+
+
+async def login_page(request: Request) -> Response:
+    app = web(request)
+    session = current_session(request, app.signer, app.now())
+    if session is not None and session.user is not None:
+        return RedirectResponse("/admin", status_code=303)
+    session = session or new_session(None, app.now())
+    response = app.page(request, "admin/login.html", {"csrf": session.csrf, "error": None, "username": ""})
+    set_session(response, app.signer, session)
+    return response
+
+
+async def login(request: Request) -> Response:
+    app = web(request)
+    now = app.now()
+    session = current_session(request, app.signer, now)
+    async with request.form(max_files=0, max_fields=10) as data:
+        token, username, password = data.get("csrf"), data.get("username"), data.get("password")
+    if not csrf_ok(session, token):
+        return refused(app, request, "页面已过期", "登录页已过期，请重新打开登录页。", 403, "/admin/login")
+    assert session is not None
+    username = username if isinstance(username, str) else ""
+    password = password if isinstance(password, str) else ""
+    try:
+        ok = await app.db(lambda s: office.authenticate(s, username.strip(), password, now))
+    except office.LockedOut as exc:
+        until = exc.until.astimezone(app.config.schedule.tz).strftime("%H:%M")
+        return refused(app, request, "账号已锁定", f"登录失败次数过多，请于 {until} 后再试，或联系管理员。", 429,
+                       "/admin/login")
+    if not ok:
+        context = {"csrf": session.csrf, "error": "用户名或密码错误。", "username": username}
+        return app.page(request, "admin/login.html", context, 401)
+    response = RedirectResponse("/admin", status_code=303)
+    set_session(response, app.signer, new_session(username.strip(), now))  # a fresh token once signed in
+    return response
+
+
+async def _logout(request: Request, app: WebApp, session: WebSession) -> Response:
+    response = RedirectResponse("/admin/login", status_code=303)
+    clear_session(response)
+    return response
+
+
+def _status(app: WebApp) -> Callable[[Session], PlanStatus]:
+    today = app.today()
+    return lambda s: load_status(s, active_plan(s), today, app.config.schedule.due_soon_days)
+
+
+def _base(request: Request, session: WebSession, app: WebApp) -> dict[str, object]:
+    notice = NOTICES.get(request.query_params.get("notice", ""))
+    return {"user": session.user, "csrf": session.csrf, "today": app.today(), "notice": notice}
+
+
+async def _dashboard(request: Request, app: WebApp, session: WebSession) -> Response:
+    status = await app.db(_status(app))
+    chosen = {name: request.query_params.get(name, "") for name in FILTERS}
+    lines = [line for line in status.lines
+             if (not chosen["unit"] or chosen["unit"] == line.lead_unit or chosen["unit"] in line.co_units)
+             and (not chosen["leader"] or chosen["leader"] == line.leader)
+             and (not chosen["state"] or chosen["state"] == line.state)
+             and (not chosen["section"] or chosen["section"] == line.section)]
+    counts = {state: sum(1 for line in status.lines if line.state == state) for state in STATES}
+    options = {
+        "unit": sorted({u for line in status.lines for u in (line.lead_unit, *line.co_units) if u}),
+        "leader": sorted({line.leader for line in status.lines if line.leader}),
+        "section": list(dict.fromkeys(line.section for line in status.lines if line.section)),
+        "state": list(STATES),
+    }
+    context = _base(request, session, app) | {
+        "plan": status.plan.title, "lines": lines, "total": len(status.lines), "counts": counts,
+        "chosen": chosen, "options": options, "cycle": cycle_of(app.today()),
+    }
+    return app.page(request, "admin/dashboard.html", context)
+
+
+async def _task(request: Request, app: WebApp, session: WebSession) -> Response:
+    number = request.path_params["number"]
+    status = await app.db(_status(app))
+    line = next((line for line in status.lines if line.number == number), None)
+    if line is None:
+        return refused(app, request, "没有这项任务", f"计划中没有第 {number} 项任务。", 404, "/admin")
+    try:
+        history = await app.db(lambda s: office.task_history(s, number))
+    except office.OfficeError:
+        history = []  # an unassigned task has no history yet
+    context = _base(request, session, app) | {"line": line, "history": history}
+    return app.page(request, "admin/task.html", context)
+
+
+async def _not_reported(request: Request, app: WebApp, session: WebSession) -> Response:
+    cycle = cycle_of(app.today())
+    units = await app.db(lambda s: office.not_reported(s, app.config, cycle, app.today()))
+    context = _base(request, session, app) | {"cycle": cycle, "units": units}
+    return app.page(request, "admin/not_reported.html", context)
+
+
+async def _extensions(request: Request, app: WebApp, session: WebSession) -> Response:
+    pending = await app.db(office.pending_extensions)
+    return app.page(request, "admin/extensions.html", _base(request, session, app) | {"pending": pending})
+
+
+logout = signed_in(_logout)
+dashboard = signed_in(_dashboard)
+task = signed_in(_task)
+not_reported = signed_in(_not_reported)
+extensions = signed_in(_extensions)

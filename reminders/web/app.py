@@ -1,0 +1,86 @@
+"""`create_app(config, engine)`: the routes, the security headers and the error pages.
+
+Run it with `reminders serve` (uvicorn). The web secret signs both the units' links and the dashboard's session
+cookie, so the app refuses to start without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from reminders.config import Config, ConfigError
+from reminders.web import actions, admin, unit
+from reminders.web.pages import WebApp, make_env, web
+from reminders.web.security import SecurityHeaders, Signer
+
+MAX_BODY = 1024 * 1024  # a month's report of every task fits many times over
+ERRORS = {
+    400: ("请求无效", "请返回上一页重试。"),
+    404: ("页面不存在", "请检查地址是否完整。"),
+    405: ("请求方式不支持", "请返回上一页重试。"),
+    413: ("提交内容过长", "请精简填写内容后重试。"),
+}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def healthz(request: Request) -> Response:
+    app = web(request)
+    await app.db(lambda s: s.execute(text("select 1")))
+    return PlainTextResponse("ok")
+
+
+async def admin_root(request: Request) -> Response:
+    return RedirectResponse("/admin", status_code=307)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    headline, explanation = ERRORS.get(exc.status_code, ("请求出错", "请稍后重试。"))
+    return web(request).page(request, "error.html", {"headline": headline, "explanation": explanation, "back": None},
+                             exc.status_code)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/r/{token}", unit.show, methods=["GET"]),
+        Route("/r/{token}", unit.submit, methods=["POST"]),
+        Route("/admin/login", admin.login_page, methods=["GET"]),
+        Route("/admin/login", admin.login, methods=["POST"]),
+        Route("/admin/logout", admin.logout, methods=["POST"]),
+        Route("/admin", admin.dashboard, methods=["GET"]),
+        Route("/admin/", admin_root, methods=["GET"]),
+        Route("/admin/tasks/{number}", admin.task, methods=["GET"]),
+        Route("/admin/tasks/{number}/done", actions.done, methods=["POST"]),
+        Route("/admin/not-reported", admin.not_reported, methods=["GET"]),
+        Route("/admin/chase", actions.chase, methods=["POST"]),
+        Route("/admin/extensions", admin.extensions, methods=["GET"]),
+        Route("/admin/extensions/{report_id:int}", actions.decide, methods=["POST"]),
+        Route("/admin/export.xlsx", actions.export_xlsx, methods=["GET"]),
+        Route("/admin/export.csv", actions.export_csv, methods=["GET"]),
+    ]
+
+
+def create_app(config: Config, engine: Engine, clock: Callable[[], datetime] = _utcnow) -> Starlette:
+    """The ASGI app. `clock` gives the current moment (tz-aware); tests pass a fixed one."""
+    secret = config.web_secret()
+    if not secret:
+        raise ConfigError(config.path, "web.secret_env",
+                          f"环境变量 {config.web.secret_env} 未设置，网页服务需要它签名链接和登录会话 "
+                          "(the web secret is not set)")
+    app = Starlette(routes=routes(), middleware=[Middleware(SecurityHeaders)],
+                    exception_handlers={HTTPException: http_error}, max_body_size=MAX_BODY)
+    app.state.web = WebApp(config, engine, secret, Signer(secret), make_env(config.mail.language), clock)
+    return app

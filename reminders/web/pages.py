@@ -1,0 +1,73 @@
+"""What every route shares: the app's settings, the clock, database calls off the event loop, and the templates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from reminders.config import Config
+from reminders.db import session_scope
+from reminders.render import default_lights, zh_cycle, zh_date
+from reminders.reporting import MAX_TEXT, STATUS_LABELS
+from reminders.web.security import Signer
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates" / "web"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WebApp:
+    config: Config
+    engine: Engine
+    secret: bytes
+    signer: Signer
+    env: Environment
+    clock: Callable[[], datetime]
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def today(self) -> date:
+        return self.clock().astimezone(self.config.schedule.tz).date()
+
+    async def db(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one transaction on a worker thread, so a slow query never stalls the event loop."""
+
+        def call() -> T:
+            with session_scope(self.engine) as session:
+                return work(session)
+
+        return await run_in_threadpool(call)
+
+    def page(self, request: Request, name: str, context: dict[str, Any] | None = None,
+             status_code: int = 200) -> HTMLResponse:
+        values = {"office": self.config.office, "request": request, **(context or {})}
+        html = self.env.get_template(name).render(values)
+        return HTMLResponse(html, status_code=status_code)
+
+
+def make_env(language: str) -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), undefined=StrictUndefined, autoescape=True,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(zh_date=zh_date, zh_cycle=zh_cycle, iso=_iso)
+    env.globals.update(lights=default_lights(language), status_labels=STATUS_LABELS, max_text=MAX_TEXT)
+    return env
+
+
+def _iso(value: date | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def web(request: Request) -> WebApp:
+    app: WebApp = request.app.state.web
+    return app

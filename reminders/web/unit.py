@@ -1,0 +1,131 @@
+"""A unit's report form, reached through the signed link in its reminder: GET shows it, POST records it.
+
+The link is the unit's credential: it is checked on every request, and a bad one gets a 403 page that names no unit.
+Validation and recording are `reminders.reporting`'s; this module only turns form fields into `Answer`s and back.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from starlette.background import BackgroundTask
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reminders import jobs, links, reporting
+from reminders.config import ConfigError
+from reminders.deliver import DeliveryError
+from reminders.reporting import Answer, FormError, UnitForm
+from reminders.web.pages import WebApp, web
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("note", "percent", "status", "problems", "next_steps", "new_deadline", "reason")
+MAX_FORM_FIELDS = 2000
+LINK_PROBLEMS = {
+    "malformed": ("链接无效", "这个报送链接不完整或已损坏，可能是复制时缺了一部分。"),
+    "forged": ("链接无效", "这个报送链接无法验证，可能被修改过。"),
+    "expired": ("链接已过期", "这个报送链接已超过有效期。"),
+    "unknown": ("链接无效", "这个报送链接对应的单位已不在名单中。"),
+}
+
+
+def link_refused(app: WebApp, request: Request, reason: str) -> Response:
+    headline, explanation = LINK_PROBLEMS.get(reason, LINK_PROBLEMS["malformed"])
+    return app.page(request, "link_error.html", {"headline": headline, "explanation": explanation}, 403)
+
+
+async def _load(app: WebApp, token: str, today: date) -> UnitForm | str:
+    """The unit's form, or the reason the link is refused."""
+    try:
+        unit_id, cycle = links.read_token(app.secret, token, today)
+    except links.LinkError as exc:
+        return exc.reason
+    try:
+        return await app.db(lambda s: reporting.unit_form(s, app.config, unit_id, cycle, today))
+    except FormError:
+        return "unknown"  # a genuine link for a unit removed from the directory since
+
+
+def _prefill(form: UnitForm) -> dict[str, str]:
+    """This unit's own report of the cycle, so a second visit corrects rather than starts again."""
+    values: dict[str, str] = {}
+    for task in form.tasks:
+        if task.own is not None:
+            key = task.line.number
+            values[f"{key}.note"] = task.own.note
+            values[f"{key}.percent"] = "" if task.own.percent is None else str(task.own.percent)
+            values[f"{key}.status"] = "done" if task.own.done else "progress"
+    return values
+
+
+async def show(request: Request) -> Response:
+    app = web(request)
+    form = await _load(app, request.path_params["token"], app.today())
+    if isinstance(form, str):
+        return link_refused(app, request, form)
+    return app.page(request, "form.html", {"form": form, "values": _prefill(form), "errors": {}})
+
+
+def _text(data: FormData, name: str) -> str:
+    value = data.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def parse_answers(form: UnitForm, data: FormData) -> tuple[list[Answer], dict[str, str], dict[str, str]]:
+    """One Answer per task on the form (fields for other tasks are ignored), the raw values to show again, and the
+    fields that could not even be read (a percent that is not a number, a date that is not a date)."""
+    answers, values, errors = [], {}, {}
+    for task in form.tasks:
+        key = task.line.number
+        raw = {name: _text(data, f"{key}.{name}") for name in FIELDS}
+        values |= {f"{key}.{name}": value for name, value in raw.items()}
+        percent: int | None = None
+        if raw["percent"].strip():
+            try:
+                percent = int(raw["percent"].strip())
+            except ValueError:
+                errors[f"{key}.percent"] = "请填写 0–100 之间的整数"
+        new_deadline: date | None = None
+        if raw["new_deadline"].strip():
+            try:
+                new_deadline = date.fromisoformat(raw["new_deadline"].strip())
+            except ValueError:
+                errors[f"{key}.new_deadline"] = "请按 年-月-日 填写日期，如 2021-12-31"
+        answers.append(Answer(task=key, note=raw["note"], percent=percent, status=raw["status"] or "progress",
+                              problems=raw["problems"], next_steps=raw["next_steps"], new_deadline=new_deadline,
+                              reason=raw["reason"]))
+    return answers, values, errors
+
+
+def _deliver_receipts(app: WebApp, cycle: str) -> None:
+    """Send the receipt just recorded; if the mail server is down it stays pending for the next send."""
+    try:
+        jobs.deliver_pending(app.engine, app.config, cycle, ("receipt",))
+    except (DeliveryError, ConfigError, OSError):  # the report is recorded; a late receipt is no error page
+        log.exception("receipt delivery failed for cycle %s; it stays in the outbox", cycle)
+
+
+async def submit(request: Request) -> Response:
+    app = web(request)
+    today = app.today()
+    form = await _load(app, request.path_params["token"], today)
+    if isinstance(form, str):
+        return link_refused(app, request, form)
+    async with request.form(max_files=0, max_fields=MAX_FORM_FIELDS) as data:
+        answers, values, errors = parse_answers(form, data)
+    if not errors:
+        try:
+            await app.db(lambda s: reporting.submit(s, app.config, form.unit_id, form.cycle, answers, today))
+        except FormError as exc:
+            errors = exc.errors
+    if errors:
+        return app.page(request, "form.html", {"form": form, "values": values, "errors": errors}, 400)
+    titles = {task.line.number: task.line.title for task in form.tasks}
+    recorded = [a for a in answers if any((a.note.strip(), a.problems.strip(), a.next_steps.strip()))
+                or a.percent is not None or a.status != "progress"]
+    response = app.page(request, "confirmed.html", {"form": form, "recorded": recorded, "titles": titles})
+    response.background = BackgroundTask(_deliver_receipts, app, form.cycle)
+    return response
