@@ -156,6 +156,11 @@ def check_config(state: State) -> None:
                f"({config.schedule.timezone}); report day {config.schedule.report_day}")
 
 
+def _json_lines(records: list[dict[str, Any]]) -> str:
+    """A JSON array with one object a line: readable, and encoded by json's C encoder (indent= is pure Python)."""
+    return "[\n" + ",\n".join(json.dumps(record, ensure_ascii=False) for record in records) + "\n]" if records else "[]"
+
+
 def _print_report(what: str, report: Any) -> None:
     if not report.changed:
         click.echo(f"{what}：无变化 (nothing changed; {report.unchanged} unchanged)")
@@ -271,7 +276,7 @@ def status(state: State, as_of: datetime | None, fmt: str) -> None:
         result = load_status(session, active_plan(session), day, state.config.schedule.due_soon_days)
     records = [as_json(line) for line in result.lines]
     if fmt == "json":
-        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        click.echo(_json_lines(records))
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -378,7 +383,7 @@ def outbox(ctx: click.Context, cycle: str | None, state_filter: str | None, fmt:
         rows = box.list_messages(session, cycle, state_filter)
         records = [box.as_json(row) for row in rows]
     if fmt == "json":
-        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        click.echo(_json_lines(records))
         return
     table = [[str(r["id"]), str(r["cycle"]), KIND_NAMES.get(str(r["kind"]), str(r["kind"])), str(r["recipient"]),
               STATE_NAMES[str(r["state"])], str(r["attempts"]), str(r["sent_at"] or "-")[:19],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Literal
@@ -94,11 +95,16 @@ def report_by(config: Config, cycle: str) -> date:
 
 def build_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind, ...],
                  as_of: date | None = None) -> list[Draft]:
+    return list(iter_drafts(session, config, cycle, kinds, as_of))
+
+
+def iter_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind, ...],
+                as_of: date | None = None) -> Iterator[Draft]:
+    """The cycle's messages one at a time, so a large cycle never holds every message's content at once."""
     plan = active_plan(session)
     office = Office(config.office.name, config.office.email)
     units = session.scalars(select(Unit).order_by(Unit.id)).all()
     leaders = session.scalars(select(Leader).order_by(Leader.id)).all()
-    drafts: list[Draft] = []
     loaded = load_plan(session, plan)
     for kind in kinds:
         if kind not in BUILT:
@@ -106,10 +112,9 @@ def build_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind
         day = as_of or fire_time(config, cycle, kind).date()
         status = load_status(session, loaded, day, config.schedule.due_soon_days)
         if kind == "digest":
-            drafts += _digests(status, units, leaders, cycle, report_by(config, cycle), office)
+            yield from _digests(status, units, leaders, cycle, report_by(config, cycle), office)
         else:
-            drafts += _reminders(config, status, units, cycle, office, chase=kind == "chase")
-    return drafts
+            yield from _reminders(config, status, units, cycle, office, chase=kind == "chase")
 
 
 def build_chases(session: Session, config: Config, cycle: str, as_of: date | None = None) -> list[Draft]:
@@ -119,26 +124,25 @@ def build_chases(session: Session, config: Config, cycle: str, as_of: date | Non
 
 
 def _reminders(config: Config, status: PlanStatus, units: list[Unit], cycle: str, office: Office,
-               chase: bool = False) -> list[Draft]:
+               chase: bool = False) -> Iterator[Draft]:
     by = report_by(config, cycle)
-    owned: dict[int, list[TaskLine]] = {}
+    owned: dict[int, list[tuple[TaskLine, Literal["lead", "co"]]]] = {}
     for line in status.lines:
         if line.state in ("done", "unassigned") or (chase and line.reported):
             continue
-        owned.setdefault(status.lead_unit_ids[line.number], []).append(_with_role(line, "lead"))
+        owned.setdefault(status.lead_unit_ids[line.number], []).append((line, "lead"))
         if chase:
             continue  # a chase is about the lead unit's own report
         for unit_id in status.co_unit_ids[line.number]:
-            owned.setdefault(unit_id, []).append(_with_role(line, "co"))
-    drafts = []
+            owned.setdefault(unit_id, []).append((line, "co"))
     for unit in units:
-        lines = owned.get(unit.id)
+        lines = owned.pop(unit.id, None)
         if lines:
-            context = ReminderContext(unit.name, unit.contact, cycle, status.as_of, by, office, tuple(lines),
+            context = ReminderContext(unit.name, unit.contact, cycle, status.as_of, by, office,
+                                      tuple(_with_role(line, role) for line, role in lines),
                                       unit_link(config, unit.id, cycle))
-            drafts.append(Draft("chase" if chase else "reminder", cycle, f"unit:{unit.id}", unit.name,
-                                tuple(unit.addresses), context))
-    return drafts
+            yield Draft("chase" if chase else "reminder", cycle, f"unit:{unit.id}", unit.name,
+                        tuple(unit.addresses), context)
 
 
 def _with_role(line: TaskLine, role: Literal["lead", "co"]) -> TaskLine:
@@ -146,12 +150,11 @@ def _with_role(line: TaskLine, role: Literal["lead", "co"]) -> TaskLine:
 
 
 def _digests(status: PlanStatus, units: list[Unit], leaders: list[Leader], cycle: str, by: date,
-             office: Office) -> list[Draft]:
+             office: Office) -> Iterator[Draft]:
     unit_names = {unit.id: unit.name for unit in units}
     by_leader: dict[str | None, list[TaskLine]] = {}
     for line in status.lines:
         by_leader.setdefault(line.leader, []).append(line)
-    drafts = []
     for leader in leaders:
         scope = "all" if leader.scope == "all" else "own"
         lines = list(status.lines) if scope == "all" else by_leader.get(leader.name, [])
@@ -172,5 +175,4 @@ def _digests(status: PlanStatus, units: list[Unit], leaders: list[Leader], cycle
             leader.name, leader.title, scope, cycle, status.as_of, by, office, len(lines), counts,
             tuple(overdue), tuple(due_soon), not_reported[:LIST_LIMIT], tuple(lines), len(not_reported),
         )
-        drafts.append(Draft("digest", cycle, f"leader:{leader.id}", leader.name, tuple(leader.addresses), context))
-    return drafts
+        yield Draft("digest", cycle, f"leader:{leader.id}", leader.name, tuple(leader.addresses), context)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from reminders import outbox
-from reminders.compose import BUILT, Draft, Kind, build_drafts
+from reminders.compose import BUILT, Draft, Kind, build_drafts, iter_drafts
 from reminders.config import Config
 from reminders.db import session_scope
 from reminders.deliver import DeliveryError, Envelope, Outcome, SmtpSettings, deliver_maildir, deliver_smtp
@@ -58,8 +58,8 @@ def prepare_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Ki
     now = datetime.now(config.schedule.tz)
     with session_scope(engine) as session:
         known = outbox.existing_keys(session, cycle, kinds)
-        drafts = [d for d in build_drafts(session, config, cycle, tuple(kinds), as_of)
-                  if (d.kind, d.recipient_key) not in known]
+        drafts = (d for d in iter_drafts(session, config, cycle, tuple(kinds), as_of)
+                  if (d.kind, d.recipient_key) not in known)
         return outbox.record(session, (render_draft(config, renderer, d, now) for d in drafts))
 
 
