@@ -121,10 +121,10 @@ def build_scheduler(config: Config, engine: Engine, stop: threading.Event | None
         job_defaults={"coalesce": True, "max_instances": 1,
                       "misfire_grace_time": int(config.schedule.grace.total_seconds())},
     )
-    for kind in SCHEDULED:
-        scheduler.add_job(run_cycle, cron_trigger(_expression(config, kind), config.schedule.timezone),
-                          args=(config, engine, kind), kwargs={"stop": stop}, id=kind, name=f"monthly {kind}s",
-                          replace_existing=True)
+    triggers = {kind: cron_trigger(_expression(config, kind), config.schedule.timezone) for kind in SCHEDULED}
+    for kind, trigger in triggers.items():
+        scheduler.add_job(run_cycle, trigger, args=(config, engine, kind), kwargs={"stop": stop}, id=kind,
+                          name=f"monthly {kind}s", replace_existing=True)
     scheduler.add_job(deliver_receipts, "interval", minutes=1, args=(config, engine), id="receipts",
                       name="receipts", replace_existing=True)
 
@@ -134,9 +134,10 @@ def build_scheduler(config: Config, engine: Engine, stop: threading.Event | None
         elif event.code == EVENT_JOB_MISSED:
             log.error("job %s missed its run at %s; send it by hand: reminders send --cycle %s", event.job_id,
                       event.scheduled_run_time, event.scheduled_run_time.strftime("%Y-%m"))
-        job = scheduler.get_job(event.job_id)
-        if job is not None and event.job_id != "receipts":
-            log.info("next %s: %s", event.job_id, job.next_run_time)
+        # Not scheduler.get_job(): shutdown(wait=True) holds the job store lock while it waits for this very thread.
+        if event.job_id in triggers:
+            now = datetime.now(config.schedule.tz)
+            log.info("next %s: %s", event.job_id, triggers[event.job_id].get_next_fire_time(None, now))
 
     scheduler.add_listener(listen, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED | EVENT_JOB_MISSED)
     return scheduler

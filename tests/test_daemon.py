@@ -157,3 +157,19 @@ def test_it_logs_a_cycle_missed_beyond_the_grace_with_the_command_to_send_it(
     missed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("missed:")]
     assert any(f"reminders send --cycle {year}-01 --kind reminders" in m for m in missed)
     assert not any("catching up" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_it_stops_on_sigterm_while_a_job_is_finishing(tmp_path: Path, db_url: str, smtp: RecordingServer) -> None:
+    """A job that ends during shutdown must not deadlock the scheduler (its listener once took the job store lock)."""
+    path = _catch_up_config(tmp_path, db_url, smtp)
+    cli = Cli(path)
+    cli("init")
+    for command, name in (("import-plan", "plan-2021.txt"), ("import-leaders", "leaders.csv"),
+                          ("import-units", "units.csv"), ("import-assignments", "assignments.csv")):
+        cli(command, str(EXAMPLES / name))
+    smtp.delay_replies(0.05)  # the catch-up is still sending when SIGTERM arrives
+    process = daemon(path)
+    wait_for(lambda: len(smtp.messages) >= 1)
+    output = stop(process)
+    assert "stopped" in output
