@@ -77,10 +77,12 @@ def _database(database: str, template: str, folder: Path) -> str:
 
 
 def _catch_up(config: Path) -> Path:
-    """Both crons fire at midnight every day: a daemon started now catches up this month at once."""
+    """Both crons fire at midnight every day: a daemon started now catches up this month at once. The chase is
+    moved to 1 January, out of the grace, so the trial counts reminders and digests only."""
     text = config.read_text(encoding="utf-8")
     text = text.replace('reminders = "0 9 20 * *"', 'reminders = "0 0 * * *"')
-    config.write_text(text.replace('digests = "0 9 26 * *"', 'digests = "0 0 * * *"'), encoding="utf-8")
+    text = text.replace('digests = "0 9 26 * *"', 'digests = "0 0 * * *"\nchase = "0 0 1 1 *"')
+    config.write_text(text, encoding="utf-8")
     return config
 
 
