@@ -6,6 +6,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,21 @@ def examples(tmp_path: Path) -> Path:
     target = tmp_path / "examples"
     shutil.copytree(EXAMPLES, target)
     return target
+
+
+@pytest.fixture(scope="module")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """For the crash and concurrency trials: a prepared SQLite database, copied for each trial."""
+    from tests import crashdata
+
+    return crashdata.sqlite_template_at(tmp_path_factory.mktemp("trials-sqlite"))
+
+
+@pytest.fixture(scope="module")
+def postgres_prepared(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """For the crash and concurrency trials: a prepared PostgreSQL schema per lane."""
+    from tests import crashdata
+
+    with ExitStack() as stack:
+        yield [stack.enter_context(crashdata.postgres_schema(postgres, tmp_path_factory.mktemp("trials-pg")))
+               for _ in range(crashdata.LANES)]

@@ -130,7 +130,7 @@ def copy_sqlite(template_url: str, target: Path) -> str:
     return f"sqlite:///{target}"
 
 
-def sqlite_template(folder: Path) -> str:
+def sqlite_template_at(folder: Path) -> str:
     """A prepared SQLite database under `folder`; returns its URL (copy it with `copy_sqlite`, never use it)."""
     url = f"sqlite:///{folder / 'template.sqlite3'}"
     prepare(prepared_config(folder, url, 25), write_inputs(folder / "inputs"))
@@ -196,3 +196,6 @@ def reset_outbox(db_url: str) -> None:
             connection.execute(text("delete from outbox"))
     finally:
         engine.dispose()
+
+
+LANES = 2  # trials run two at a time, each on its own database and SMTP server

@@ -15,9 +15,8 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +25,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests import crashdata
-from tests.crashdata import CYCLE, Row, outbox_rows, reminders_process
+from tests.crashdata import CYCLE, LANES, Row, outbox_rows, reminders_process
 from tests.smtpserver import Received, RecordingServer
 
 SEED = 20210626
@@ -35,20 +34,8 @@ DAEMON_TRIALS = 5  # daemon + `send` per database
 EXPECTED_MESSAGES = 44
 DATA_DELAY = 0.004  # so both senders are still sending when the second one starts claiming
 TZ = ZoneInfo("Asia/Shanghai")
-LANES = 2  # trials run two at a time, each on its own database and SMTP server
 
 
-@pytest.fixture(scope="module")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return crashdata.sqlite_template(tmp_path_factory.mktemp("concurrency-sqlite"))
-
-
-@pytest.fixture(scope="module")
-def postgres_prepared(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """A prepared schema per lane."""
-    with ExitStack() as stack:
-        yield [stack.enter_context(crashdata.postgres_schema(postgres, tmp_path_factory.mktemp("concurrency-pg")))
-               for _ in range(LANES)]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -19,39 +19,23 @@ import random
 import subprocess
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from tests import crashdata
-from tests.crashdata import CYCLE, Row, outbox_rows, reminders_process
+from tests.crashdata import CYCLE, LANES, Row, outbox_rows, reminders_process
 from tests.smtpserver import Received, RecordingServer
 
 SEED = 20210620
 DATA_DELAY = 0.008  # seconds between keeping a message and answering 250
 RCPT_DELAY = 0.002
 TRIALS = {"sqlite": 50, "postgres": 10, "one connection": 12}
-LANES = 2  # trials run two at a time, each on its own database and SMTP server
 EXPECTED_MESSAGES = 44
 NOTHING_RECORDED = "start-up or building (nothing recorded)"  # where a kill landed, as the outbox tells it
 SENDING = "sending"
 
 
-@pytest.fixture(scope="module")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return crashdata.sqlite_template(tmp_path_factory.mktemp("crash-sqlite"))
-
-
-@pytest.fixture(scope="module")
-def postgres_prepared(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """A prepared schema per lane."""
-    with ExitStack() as stack:
-        yield [stack.enter_context(crashdata.postgres_schema(postgres, tmp_path_factory.mktemp("crash-postgres")))
-               for _ in range(LANES)]
 
 
 def _phase(rows: list[Row]) -> str:
