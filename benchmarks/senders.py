@@ -9,10 +9,10 @@ from datetime import datetime
 
 import aiosmtplib
 
-from reminders import jobs
-from reminders.compose import Draft
 from reminders.config import Config
-from reminders.render import Renderer
+from reminders.delivery import cycle as jobs
+from reminders.mail.compose import Draft
+from reminders.mail.render import Renderer
 
 Message = tuple[Sequence[str], bytes]
 

@@ -27,11 +27,12 @@ from sqlalchemy import Engine, delete, event, func, insert, select
 from benchmarks import senders
 from benchmarks.generate import CYCLE
 from reminders import config as config_module
-from reminders import db, jobs
-from reminders.compose import KINDS, build_drafts
 from reminders.config import Config
-from reminders.importer import active_plan
-from reminders.models import OutboxMessage, ProgressReport, Task, Unit
+from reminders.delivery import cycle as jobs
+from reminders.intake.importer import active_plan
+from reminders.mail.compose import KINDS, build_drafts
+from reminders.store import db
+from reminders.store.models import OutboxMessage, ProgressReport, Task, Unit
 
 QUERIES = [0]
 
@@ -46,7 +47,7 @@ Result = dict[str, float | int | str]
 
 
 def run_cli(config: Config, data: Path, args: list[str]) -> Result:
-    from reminders.cli import cli
+    from reminders.cli.main import cli
 
     full = ["--config", config.path, *[a.replace("{data}", str(data)) for a in args]]
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):

@@ -1,3 +1,3 @@
-from reminders.cli import main
+from reminders.cli.main import main
 
 main()

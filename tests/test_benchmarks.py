@@ -10,8 +10,8 @@ from pathlib import Path
 
 from benchmarks.generate import Sizes, generate, task_numbers
 from benchmarks.report import stage_labels
-from reminders.deadlines import parse_deadline
-from reminders.planparse import read_plan
+from reminders.intake.deadlines import parse_deadline
+from reminders.intake.planparse import read_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,7 @@ from openpyxl import load_workbook
 from playwright.sync_api import Browser, sync_playwright
 
 from reminders.config import load
-from reminders.db import make_engine
+from reminders.store.db import make_engine
 from reminders.web import create_app
 from tests.conftest import EXAMPLES, ROOT, Cli, write_config
 from tests.smtpserver import RecordingServer, free_port

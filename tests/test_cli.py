@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
-from reminders import db
-from reminders.cli import cli
+from reminders.cli.main import cli
+from reminders.store import db
 from tests.conftest import Cli
 
 COMMANDS = sorted(cli.commands)

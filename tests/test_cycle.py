@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reminders.db import make_engine
-from reminders.models import OutboxMessage
+from reminders.store.db import make_engine
+from reminders.store.models import OutboxMessage
 from tests.conftest import EXAMPLES, Cli
 from tests.smtpserver import RecordingServer
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine
 
 from reminders import config as config_module
-from reminders.schedule import missed_fire_times
+from reminders.daemon import missed_fire_times
 from tests.conftest import EXAMPLES, Cli, write_config
 from tests.smtpserver import RecordingServer
 
@@ -108,7 +108,7 @@ def test_it_logs_a_failing_job_with_its_traceback_and_keeps_running(tmp_path: Pa
 def _run_briefly(config: config_module.Config, engine: Engine, seconds: float = 1.5, **kwargs: Any) -> None:
     import threading
 
-    from reminders.schedule import run_daemon
+    from reminders.daemon import run_daemon
 
     stop = threading.Event()
     thread = threading.Thread(target=run_daemon, args=(config, engine, stop), kwargs=kwargs)
@@ -123,8 +123,8 @@ def _run_briefly(config: config_module.Config, engine: Engine, seconds: float = 
 def test_it_retries_a_job_when_the_database_is_unreachable_and_keeps_running(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from reminders.db import make_engine
-    from reminders.schedule import Retry
+    from reminders.daemon import Retry
+    from reminders.store.db import make_engine
 
     path = write_config(tmp_path / "r.toml", "postgresql://ducha:s3cret@127.0.0.1:1/reminders")
     text = path.read_text(encoding="utf-8").replace('reminders = "0 9 20 * *"', 'reminders = "0 0 * * *"')
@@ -143,7 +143,7 @@ def test_it_retries_a_job_when_the_database_is_unreachable_and_keeps_running(
 def test_it_logs_a_cycle_missed_beyond_the_grace_with_the_command_to_send_it(
     tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from reminders import db
+    from reminders.store import db
 
     path = write_config(tmp_path / "r.toml", db_url, extra='misfire_grace = "1s"\n')
     text = path.read_text(encoding="utf-8").replace('reminders = "0 9 20 * *"', 'reminders = "0 0 1 1 *"')

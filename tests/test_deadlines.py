@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from reminders.deadlines import Deadline, DeadlineError, find_deadline, normalise, parse_deadline
+from reminders.intake.deadlines import Deadline, DeadlineError, find_deadline, normalise, parse_deadline
 
 Y = 2021
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from reminders.deliver import (
+from reminders.delivery.smtp import (
     DeliveryError,
     Envelope,
     Outcome,
@@ -361,7 +361,7 @@ def test_it_sends_over_tls_without_verification_and_warns_once(
             username="office",
             password=PASSWORD,
         )
-        with caplog.at_level(logging.WARNING, logger="reminders.deliver"):
+        with caplog.at_level(logging.WARNING, logger="reminders.delivery.smtp"):
             outbox = run_smtp(settings, [envelope(key) for key in (1, 2, 3)])
         received = srv.messages
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
-from reminders.db import make_engine, session_scope, upgrade
-from reminders.importer import import_assignments, import_leaders, import_plan, import_units
-from reminders.models import Assignment, CoUnit
-from reminders.planparse import parse_plan
+from reminders.intake.importer import import_assignments, import_leaders, import_plan, import_units
+from reminders.intake.planparse import parse_plan
+from reminders.store.db import make_engine, session_scope, upgrade
+from reminders.store.models import Assignment, CoUnit
 from tests.conftest import EXAMPLES, Cli
 from tests.smtpserver import RecordingServer
 

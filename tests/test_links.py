@@ -11,7 +11,7 @@ import pytest
 
 from reminders import config as config_module
 from reminders.config import ConfigError
-from reminders.links import LinkError, default_expiry, make_token, read_token, report_url
+from reminders.tracking.links import LinkError, default_expiry, make_token, read_token, report_url
 from tests.conftest import Cli, write_config
 from tests.smtpserver import RecordingServer
 from tests.webenv import SECRET, library, parsed, text_of

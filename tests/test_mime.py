@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reminders.render import RenderedMail, Renderer, build_message
+from reminders.mail.render import RenderedMail, Renderer, build_message
 from tests.test_render import LATE, ONGOING, REMINDER, SOON
 
 # ---------------------------------------------------------------------------------------------------------------

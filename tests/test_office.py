@@ -11,12 +11,12 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from reminders import office
-from reminders.db import session_scope
-from reminders.importer import active_plan
-from reminders.models import Assignment, DeadlineChange, Task, User
-from reminders.reporting import Answer, submit
-from reminders.status import load_status
+from reminders.intake.importer import active_plan
+from reminders.store.db import session_scope
+from reminders.store.models import Assignment, DeadlineChange, Task, User
+from reminders.tracking import office
+from reminders.tracking.reporting import Answer, submit
+from reminders.tracking.status import load_status
 from tests.conftest import Cli
 from tests.smtpserver import RecordingServer
 from tests.webenv import Env, library, parsed
@@ -75,7 +75,7 @@ def test_it_locks_an_account_after_five_failures(env: Env) -> None:
 def test_it_adds_a_user_from_the_cli_without_the_password_in_the_arguments(
     loaded: Cli, env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reminders.cli import cli
+    from reminders.cli.main import cli
 
     result = loaded.runner.invoke(cli, ["--config", str(loaded.config), "admin", "add-user", "ducha"],
                                   input="correct horse battery\ncorrect horse battery\n")

@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reminders import db, outbox
-from reminders.deliver import Outcome
-from reminders.models import OutboxMessage
+from reminders.delivery import outbox
+from reminders.delivery.smtp import Outcome
+from reminders.store import db
+from reminders.store.models import OutboxMessage
 
 
 def engine_with(db_url: str, *states: tuple[str, str | None]):

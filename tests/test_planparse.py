@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reminders.planparse import ParsedSection, PlanError, decode_plan, parse_plan, read_plan
+from reminders.intake.planparse import ParsedSection, PlanError, decode_plan, parse_plan, read_plan
 
 SEED = Path(__file__).parent.parent / "examples" / "plan-2021.txt"
 

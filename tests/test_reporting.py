@@ -6,12 +6,13 @@ from datetime import date
 
 import pytest
 
-from reminders import jobs, office
-from reminders.db import session_scope
-from reminders.importer import active_plan
-from reminders.models import OutboxMessage
-from reminders.reporting import Answer, FormError, submit, unit_form
-from reminders.status import load_status
+from reminders.delivery import cycle as jobs
+from reminders.intake.importer import active_plan
+from reminders.store.db import session_scope
+from reminders.store.models import OutboxMessage
+from reminders.tracking import office
+from reminders.tracking.reporting import Answer, FormError, submit, unit_form
+from reminders.tracking.status import load_status
 from tests.conftest import Cli
 from tests.smtpserver import RecordingServer
 from tests.webenv import Env, library, parsed, text_of

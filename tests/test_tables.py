@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reminders.tables import Column, TableError, parse_emails, read_table, split_list
+from reminders.intake.tables import Column, TableError, parse_emails, read_table, split_list
 
 UNITS = (
     Column("name", ("单位", "单位名称", "name", "unit")),

@@ -157,7 +157,7 @@ def test_it_refuses_an_expired_link(site: Site) -> None:
 
 
 def test_it_refuses_a_link_for_a_unit_that_does_not_exist(site: Site) -> None:
-    from reminders.links import make_token
+    from reminders.tracking.links import make_token
 
     assert "链接无效" in refusal(site, "/r/" + make_token(SECRET.encode(), 999, "2021-06", date(2021, 7, 31)))
 

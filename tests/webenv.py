@@ -10,8 +10,8 @@ from sqlalchemy import Engine, select
 
 from reminders import config as config_module
 from reminders.config import Config
-from reminders.db import make_engine, session_scope
-from reminders.models import Unit
+from reminders.store.db import make_engine, session_scope
+from reminders.store.models import Unit
 from tests.conftest import Cli
 
 SECRET = "test-secret-0123456789"

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
-from reminders import links
 from reminders.config import Config, load
-from reminders.db import make_engine, session_scope
-from reminders.models import OutboxMessage, ProgressReport, Task, Unit
-from reminders.office import add_user
+from reminders.store.db import make_engine, session_scope
+from reminders.store.models import OutboxMessage, ProgressReport, Task, Unit
+from reminders.tracking import links
+from reminders.tracking.office import add_user
 from reminders.web import create_app
 from tests.conftest import Cli
 

@@ -1,5 +1,7 @@
 """What the office changes from the dashboard: chase now (催报), close a task (办结), decide an extension (延期),
-and the ledger's exports. Each is one call into `reminders.office`; every POST passed `signed_in`'s CSRF check."""
+and the ledger's exports. Each is one call into `reminders.tracking.office`; every POST passed `signed_in`'s CSRF
+check.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from reminders import office
 from reminders.config import ConfigError
-from reminders.deliver import DeliveryError
-from reminders.reporting import MAX_TEXT
-from reminders.status import cycle_of
+from reminders.delivery.smtp import DeliveryError
+from reminders.tracking import office
+from reminders.tracking.reporting import MAX_TEXT
+from reminders.tracking.status import cycle_of
 from reminders.web.admin import refused, signed_in
 from reminders.web.pages import WebApp
 from reminders.web.security import WebSession

@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from reminders import office
-from reminders.context import STATES
-from reminders.importer import active_plan
-from reminders.status import PlanStatus, cycle_of, load_status
+from reminders.intake.importer import active_plan
+from reminders.mail.context import STATES
+from reminders.tracking import office
+from reminders.tracking.status import PlanStatus, cycle_of, load_status
 from reminders.web.pages import WebApp, web
 from reminders.web.security import WebSession, clear_session, csrf_ok, current_session, new_session, set_session
 

@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from reminders.config import Config
-from reminders.db import session_scope
-from reminders.render import default_lights, zh_cycle, zh_date
-from reminders.reporting import MAX_TEXT, STATUS_LABELS
+from reminders.mail.render import default_lights, zh_cycle, zh_date
+from reminders.store.db import session_scope
+from reminders.tracking.reporting import MAX_TEXT, STATUS_LABELS
 from reminders.web.security import Signer
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates" / "web"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "web"
 T = TypeVar("T")
 
 

@@ -1,7 +1,8 @@
 """A unit's report form, reached through the signed link in its reminder: GET shows it, POST records it.
 
 The link is the unit's credential: it is checked on every request, and a bad one gets a 403 page that names no unit.
-Validation and recording are `reminders.reporting`'s; this module only turns form fields into `Answer`s and back.
+Validation and recording are `reminders.tracking.reporting`'s; this module only turns form fields into `Answer`s and
+back.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reminders import jobs, links, reporting
 from reminders.config import ConfigError
-from reminders.deliver import DeliveryError
-from reminders.reporting import Answer, FormError, UnitForm
+from reminders.delivery import cycle as jobs
+from reminders.delivery.smtp import DeliveryError
+from reminders.tracking import links, reporting
+from reminders.tracking.reporting import Answer, FormError, UnitForm
 from reminders.web.pages import WebApp, web
 
 log = logging.getLogger(__name__)

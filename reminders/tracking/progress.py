@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reminders.importer import active_plan
-from reminders.models import Assignment, CoUnit, ProgressReport, Task, Unit
-from reminders.status import cycle_of
+from reminders.intake.importer import active_plan
+from reminders.store.models import Assignment, CoUnit, ProgressReport, Task, Unit
+from reminders.tracking.status import cycle_of
 
 
 class ProgressError(Exception):

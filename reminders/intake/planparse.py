@@ -10,7 +10,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
-from reminders.deadlines import SIMPLIFY, find_deadline, normalise
+from reminders.intake.deadlines import SIMPLIFY, find_deadline, normalise
 
 MAX_LINE = 20_000
 _NUMERALS = "一二三四五六七八九十"

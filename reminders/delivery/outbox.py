@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from reminders.deliver import Envelope, Outcome
-from reminders.models import OutboxMessage
+from reminders.delivery.smtp import Envelope, Outcome
+from reminders.store.models import OutboxMessage
 
 LEASE = timedelta(minutes=15)
 

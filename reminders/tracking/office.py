@@ -13,14 +13,14 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from reminders import jobs
-from reminders.accounts import AccountError, LockedOut, add_user, authenticate
-from reminders.compose import build_chases, parse_cycle
 from reminders.config import Config
-from reminders.importer import active_plan
-from reminders.ledger import export_ledger_csv, export_ledger_xlsx
-from reminders.models import Assignment, DeadlineChange, ProgressReport, Task, Unit
-from reminders.status import cycle_of
+from reminders.delivery import cycle as jobs
+from reminders.intake.importer import active_plan
+from reminders.mail.compose import build_chases, parse_cycle
+from reminders.store.models import Assignment, DeadlineChange, ProgressReport, Task, Unit
+from reminders.tracking.accounts import AccountError, LockedOut, add_user, authenticate
+from reminders.tracking.ledger import export_ledger_csv, export_ledger_xlsx
+from reminders.tracking.status import cycle_of
 
 __all__ = [
     "AccountError", "Extension", "HistoryChange", "HistoryReport", "LockedOut", "OfficeError", "add_user",

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reminders.models import User
+from reminders.store.models import User
 
 MIN_PASSWORD = 10
 MAX_FAILURES = 5

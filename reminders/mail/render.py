@@ -16,10 +16,10 @@ from typing import Literal
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from reminders.context import STATES, DigestContext, ReceiptContext, ReminderContext, State
-from reminders.terminal import display_width
+from reminders.columns import display_width
+from reminders.mail.context import STATES, DigestContext, ReceiptContext, ReminderContext, State
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
 DEFAULT_LANGUAGE = "zh_CN"
 
 Kind = Literal["reminder", "digest", "chase", "receipt"]

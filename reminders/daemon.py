@@ -20,11 +20,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from reminders import jobs
-from reminders.compose import SCHEDULED, Kind, cron_of
 from reminders.config import Config, cron_trigger
-from reminders.db import masked
-from reminders.models import OutboxMessage
+from reminders.delivery import cycle as jobs
+from reminders.mail.compose import SCHEDULED, Kind, cron_of
+from reminders.store.db import masked
+from reminders.store.models import OutboxMessage
 
 log = logging.getLogger("reminders.daemon")
 

@@ -12,8 +12,8 @@ from datetime import date
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from reminders.context import Progress, State, TaskLine
-from reminders.models import Assignment, CoUnit, Leader, Plan, ProgressReport, Section, Task, Unit
+from reminders.mail.context import Progress, State, TaskLine
+from reminders.store.models import Assignment, CoUnit, Leader, Plan, ProgressReport, Section, Task, Unit
 
 
 def cycle_of(day: date) -> str:

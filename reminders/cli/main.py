@@ -27,19 +27,19 @@ KIND_NAMES = {"reminder": "提醒", "digest": "汇总", "chase": "催报", "rece
 
 
 def _domain_errors() -> tuple[type[Exception], ...]:
-    from reminders.accounts import AccountError
-    from reminders.compose import CycleError
     from reminders.config import ConfigError
-    from reminders.db import SchemaError
-    from reminders.deadlines import DeadlineError
-    from reminders.deliver import DeliveryError
-    from reminders.importer import ImportError_
-    from reminders.office import OfficeError
-    from reminders.outbox import OutboxError
-    from reminders.planparse import PlanError
-    from reminders.progress import ProgressError
-    from reminders.reporting import FormError
-    from reminders.tables import TableError
+    from reminders.delivery.outbox import OutboxError
+    from reminders.delivery.smtp import DeliveryError
+    from reminders.intake.deadlines import DeadlineError
+    from reminders.intake.importer import ImportError_
+    from reminders.intake.planparse import PlanError
+    from reminders.intake.tables import TableError
+    from reminders.mail.compose import CycleError
+    from reminders.store.db import SchemaError
+    from reminders.tracking.accounts import AccountError
+    from reminders.tracking.office import OfficeError
+    from reminders.tracking.progress import ProgressError
+    from reminders.tracking.reporting import FormError
 
     return (ConfigError, SchemaError, PlanError, TableError, ImportError_, ProgressError, CycleError,
             DeadlineError, DeliveryError, OutboxError, AccountError, OfficeError, FormError)
@@ -59,7 +59,7 @@ def friendly(command: F) -> F:
 
             if not isinstance(exc, DBAPIError):
                 raise
-            from reminders.db import masked
+            from reminders.store.db import masked
 
             url = masked(click.get_current_context().find_object(State).config.database_url)
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
@@ -82,7 +82,7 @@ class State:
         return self._config
 
     def engine(self, check: bool = True) -> Engine:
-        from reminders import db
+        from reminders.store import db
 
         engine = db.make_engine(self.config.database_url)
         if check:
@@ -127,7 +127,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 @friendly
 def init(state: State) -> None:
     """创建或升级数据库结构 Create or upgrade the database schema (Alembic migrations)."""
-    from reminders import db
+    from reminders.store import db
 
     engine = state.engine(check=False)
     before, after = db.upgrade(engine)
@@ -143,7 +143,7 @@ def init(state: State) -> None:
 @friendly
 def check_config(state: State) -> None:
     """检查配置文件 Validate the config file and show what it resolves to (no secrets shown)."""
-    from reminders import db
+    from reminders.store import db
 
     config = state.config
     click.echo(f"config:    {config.path}")
@@ -183,9 +183,9 @@ def import_plan(state: State, path: Path) -> None:
 
     Example: reminders import-plan examples/plan-2021.txt
     """
-    from reminders import importer
-    from reminders.db import session_scope
-    from reminders.planparse import read_plan
+    from reminders.intake import importer
+    from reminders.intake.planparse import read_plan
+    from reminders.store.db import session_scope
 
     parsed = read_plan(path)
     with session_scope(state.engine()) as session:
@@ -199,8 +199,8 @@ def _table_import(name: str, function: str, doc: str) -> None:
     @pass_state
     @friendly
     def command(state: State, path: Path) -> None:
-        from reminders import importer
-        from reminders.db import session_scope
+        from reminders.intake import importer
+        from reminders.store.db import session_scope
 
         with session_scope(state.engine()) as session:
             report = getattr(importer, function)(session, path)
@@ -246,8 +246,8 @@ def progress(state: State, task: str, unit: str, percent: int | None, done: bool
 
     Example: reminders progress 3 --unit 民族工作处 --percent 60 --note "完成宣讲12场"
     """
-    from reminders.db import session_scope
-    from reminders.progress import record_progress
+    from reminders.store.db import session_scope
+    from reminders.tracking.progress import record_progress
 
     day = on.date() if on else state.today()
     with session_scope(state.engine()) as session:
@@ -266,10 +266,10 @@ def status(state: State, as_of: datetime | None, fmt: str) -> None:
 
     Example: reminders status --as-of 2021-07-01 --format json
     """
-    from reminders.db import session_scope
-    from reminders.importer import active_plan
-    from reminders.status import as_json, load_status
-    from reminders.terminal import STATE_LABELS, render_table
+    from reminders.columns import STATE_LABELS, render_table
+    from reminders.intake.importer import active_plan
+    from reminders.store.db import session_scope
+    from reminders.tracking.status import as_json, load_status
 
     day = as_of.date() if as_of else state.today()
     with session_scope(state.engine()) as session:
@@ -318,9 +318,9 @@ def send(state: State, cycle: str, kind: str, as_of: datetime | None, dry_run: b
 
     Example: reminders send --cycle 2021-06 --kind reminders
     """
-    from reminders import jobs
-    from reminders.compose import build_drafts
-    from reminders.db import session_scope
+    from reminders.delivery import cycle as jobs
+    from reminders.mail.compose import build_drafts
+    from reminders.store.db import session_scope
 
     engine = state.engine()
     kinds = KIND_CHOICES[kind]
@@ -350,7 +350,7 @@ def preview(state: State, cycle: str, kind: str, as_of: datetime | None, out: Pa
 
     Example: reminders preview --cycle 2021-06 --out preview/
     """
-    from reminders import jobs
+    from reminders.delivery import cycle as jobs
 
     paths = jobs.preview_cycle(state.engine(), state.config, cycle, KIND_CHOICES[kind], out,
                                as_of.date() if as_of else None)
@@ -375,9 +375,9 @@ def outbox(ctx: click.Context, cycle: str | None, state_filter: str | None, fmt:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from reminders import outbox as box
-    from reminders.db import session_scope
-    from reminders.terminal import render_table
+    from reminders.columns import render_table
+    from reminders.delivery import outbox as box
+    from reminders.store.db import session_scope
 
     with session_scope(ctx.find_object(State).engine()) as session:
         rows = box.list_messages(session, cycle, state_filter)
@@ -407,8 +407,8 @@ def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
 
     Example: reminders outbox retry --all-failed
     """
-    from reminders import outbox as box
-    from reminders.db import session_scope
+    from reminders.delivery import outbox as box
+    from reminders.store.db import session_scope
 
     if bool(ids) == all_failed:
         raise click.UsageError("请给出邮件编号或 --all-failed 其中之一 (give IDs or --all-failed)")
@@ -445,12 +445,12 @@ def run(state: State) -> None:
 
     Example: reminders --config /etc/reminders/reminders.toml run
     """
-    from reminders.schedule import run_daemon
+    from reminders.daemon import run_daemon
 
     run_daemon(state.config, state.engine())
 
 
-from reminders import cli_office  # noqa: E402, F401  (registers `admin` and `export` on `cli`)
+from reminders.cli import office as cli_office  # noqa: E402, F401  (registers `admin` and `export` on `cli`)
 
 
 def main() -> None:

@@ -13,15 +13,15 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reminders import outbox
-from reminders.compose import Draft, parse_cycle, report_by, unit_link
 from reminders.config import Config
-from reminders.context import Office, Progress, ReceiptContext, ReceiptLine, TaskLine
-from reminders.importer import active_plan
-from reminders.jobs import render_draft
-from reminders.models import ProgressReport, Task, Unit
-from reminders.render import Renderer
-from reminders.status import load_status
+from reminders.delivery import outbox
+from reminders.delivery.cycle import render_draft
+from reminders.intake.importer import active_plan
+from reminders.mail.compose import Draft, parse_cycle, report_by, unit_link
+from reminders.mail.context import Office, Progress, ReceiptContext, ReceiptLine, TaskLine
+from reminders.mail.render import Renderer
+from reminders.store.models import ProgressReport, Task, Unit
+from reminders.tracking.status import load_status
 
 STATUSES = ("progress", "done", "difficulty", "extension")
 STATUS_LABELS = {"progress": "推进中", "done": "已完成", "difficulty": "存在困难", "extension": "申请延期"}

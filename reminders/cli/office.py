@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from reminders.cli import State, cli, friendly, pass_state
+from reminders.cli.main import State, cli, friendly, pass_state
 
 
 @cli.group()
@@ -29,8 +29,8 @@ def add_user(state: State, username: str, password_env: str | None) -> None:
 
     Example: reminders admin add-user ducha
     """
-    from reminders import office
-    from reminders.db import session_scope
+    from reminders.store.db import session_scope
+    from reminders.tracking import office
 
     if password_env:
         password = os.environ.get(password_env)
@@ -51,9 +51,9 @@ def extensions(state: State) -> None:
 
     Example: reminders admin extensions
     """
-    from reminders import office
-    from reminders.db import session_scope
-    from reminders.terminal import render_table
+    from reminders.columns import render_table
+    from reminders.store.db import session_scope
+    from reminders.tracking import office
 
     with session_scope(state.engine()) as session:
         pending = office.pending_extensions(session)
@@ -77,8 +77,8 @@ def export(state: State, fmt: str, out: Path, as_of: datetime | None) -> None:
 
     Example: reminders export --format xlsx --out 台账.xlsx
     """
-    from reminders import office
-    from reminders.db import session_scope
+    from reminders.store.db import session_scope
+    from reminders.tracking import office
 
     day = as_of.date() if as_of else state.today()
     with session_scope(state.engine()) as session:

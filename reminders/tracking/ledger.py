@@ -10,10 +10,10 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from reminders.config import Config
-from reminders.context import TaskLine
-from reminders.importer import active_plan
-from reminders.render import LIGHT_LABELS
-from reminders.status import load_status
+from reminders.intake.importer import active_plan
+from reminders.mail.context import TaskLine
+from reminders.mail.render import LIGHT_LABELS
+from reminders.tracking.status import load_status
 
 HEADERS = ("序号", "部分", "工作任务", "责任领导", "牵头单位", "配合单位", "完成时限", "状态", "最新进展", "报送日期",
            "本月是否报送")

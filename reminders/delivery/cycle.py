@@ -13,12 +13,12 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from reminders import outbox
-from reminders.compose import BUILT, Draft, Kind, build_drafts, iter_drafts
 from reminders.config import Config
-from reminders.db import session_scope
-from reminders.deliver import DeliveryError, Envelope, Outcome, SmtpSettings, deliver_maildir, deliver_smtp
-from reminders.render import Renderer, build_message, make_message_id
+from reminders.delivery import outbox
+from reminders.delivery.smtp import DeliveryError, Envelope, Outcome, SmtpSettings, deliver_maildir, deliver_smtp
+from reminders.mail.compose import BUILT, Draft, Kind, build_drafts, iter_drafts
+from reminders.mail.render import Renderer, build_message, make_message_id
+from reminders.store.db import session_scope
 
 log = logging.getLogger(__name__)
 

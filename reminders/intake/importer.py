@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
-from reminders.bulk import Values, changed, delete_in, insert_returning, insert_rows, update_rows
-from reminders.deadlines import Deadline, DeadlineError, parse_deadline
-from reminders.models import Assignment, CoUnit, Leader, Plan, Section, Task, Unit
-from reminders.planparse import ParsedPlan
-from reminders.tables import Column, Table, TableError, TableRow, parse_emails, read_table, split_list
+from reminders.intake.deadlines import Deadline, DeadlineError, parse_deadline
+from reminders.intake.planparse import ParsedPlan
+from reminders.intake.tables import Column, Table, TableError, TableRow, parse_emails, read_table, split_list
+from reminders.store.bulk import Values, changed, delete_in, insert_returning, insert_rows, update_rows
+from reminders.store.models import Assignment, CoUnit, Leader, Plan, Section, Task, Unit
 
 UNIT_COLUMNS = (
     Column("name", ("单位", "单位名称", "name", "unit")),

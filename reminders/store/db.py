@@ -11,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-MIGRATIONS = "reminders:migrations"
+MIGRATIONS = "reminders.store:migrations"
 HEAD = "0003"  # the newest migration; a test checks it against Alembic's own answer
 
 

@@ -11,9 +11,9 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reminders import links
 from reminders.config import Config, cron_trigger
-from reminders.context import (
+from reminders.intake.importer import active_plan
+from reminders.mail.context import (
     STATES,
     DigestContext,
     Office,
@@ -22,9 +22,9 @@ from reminders.context import (
     TaskLine,
     UnitNotReported,
 )
-from reminders.importer import active_plan
-from reminders.models import Leader, Unit
-from reminders.status import PlanStatus, load_plan, load_status
+from reminders.store.models import Leader, Unit
+from reminders.tracking import links
+from reminders.tracking.status import PlanStatus, load_plan, load_status
 
 Kind = Literal["reminder", "digest", "chase", "receipt"]
 KINDS: tuple[Kind, ...] = ("reminder", "digest")  # what `send --kind all` builds

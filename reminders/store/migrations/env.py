@@ -1,9 +1,9 @@
-"""Alembic environment: the engine comes from the caller (reminders.db.upgrade) or from sqlalchemy.url."""
+"""Alembic environment: the engine comes from the caller (reminders.store.db.upgrade) or from sqlalchemy.url."""
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from reminders.models import Base
+from reminders.store.models import Base
 
 config = context.config
 engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
