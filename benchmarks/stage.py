@@ -47,7 +47,7 @@ Result = dict[str, float | int | str]
 
 
 def run_cli(config: Config, data: Path, args: list[str]) -> Result:
-    from reminders.cli.main import cli
+    from reminders.cli.app import cli
 
     full = ["--config", config.path, *[a.replace("{data}", str(data)) for a in args]]
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):

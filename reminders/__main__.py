@@ -1,3 +1,3 @@
-from reminders.cli.main import main
+from reminders.cli.app import main
 
 main()

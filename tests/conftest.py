@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
-from reminders.cli.main import cli
+from reminders.cli.app import cli
 from tests.smtpserver import RecordingServer
 
 ROOT = Path(__file__).resolve().parent.parent

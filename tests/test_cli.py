@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
-from reminders.cli.main import cli
+from reminders.cli.app import cli
 from reminders.store import db
 from tests.conftest import Cli
 

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from reminders import config as config_module
-from reminders.cli.main import cli
+from reminders.cli.app import cli
 from reminders.config import ConfigError
 from reminders.intake.planparse import MAX_LINE, ParsedPlan, PlanError, read_plan
 from tests.conftest import EXAMPLES, write_config

@@ -1,4 +1,4 @@
-"""The hand-built MIME of render.build_message, parsed back with the email package and compared with the
+"""The hand-built MIME of mime.build_message, parsed back with the email package and compared with the
 EmailMessage-based builder it replaced (kept below as the reference).
 
 Run `python -m pytest tests/test_mime.py -s -k cost` (or `python -m tests.test_mime`) to see old vs new cost.
@@ -23,7 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reminders.mail.render import RenderedMail, Renderer, build_message
+from reminders.mail.mime import RenderedMail, build_message
+from reminders.mail.render import Renderer
 from tests.test_render import LATE, ONGOING, REMINDER, SOON
 
 # ---------------------------------------------------------------------------------------------------------------

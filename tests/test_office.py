@@ -75,7 +75,7 @@ def test_it_locks_an_account_after_five_failures(env: Env) -> None:
 def test_it_adds_a_user_from_the_cli_without_the_password_in_the_arguments(
     loaded: Cli, env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reminders.cli.main import cli
+    from reminders.cli.app import cli
 
     result = loaded.runner.invoke(cli, ["--config", str(loaded.config), "admin", "add-user", "ducha"],
                                   input="correct horse battery\ncorrect horse battery\n")

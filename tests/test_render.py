@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from reminders.mail.context import DigestContext, Office, Progress, ReminderContext, TaskLine, UnitNotReported
-from reminders.mail.render import RenderedMail, Renderer, build_message, make_message_id
+from reminders.mail.mime import RenderedMail, build_message, make_message_id
+from reminders.mail.render import Renderer
 
 OFFICE = Office("市民宗局督查室", "dcs@example.gov.cn")
 CST = timezone(timedelta(hours=8))

@@ -1,4 +1,4 @@
-"""The office's commands: accounts for the dashboard, extension requests, the ledger export (thin, like cli.py)."""
+"""The office's commands: accounts for the dashboard, extension requests, the ledger export."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from reminders.cli.main import State, cli, friendly, pass_state
+from reminders.cli.common import State, friendly, pass_state
 
 
-@cli.group()
+@click.group()
 def admin() -> None:
     """督查室管理 Office administration: dashboard accounts and extension requests."""
 
@@ -66,7 +66,7 @@ def extensions(state: State) -> None:
                             [6, 6, 16, 10, 10, 10, 50]))
 
 
-@cli.command("export")
+@click.command("export")
 @click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="输出文件 Output file.")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="按此日期计算 As of this date (default today).")

@@ -17,7 +17,8 @@ from reminders.config import Config
 from reminders.delivery import outbox
 from reminders.delivery.smtp import DeliveryError, Envelope, Outcome, SmtpSettings, deliver_maildir, deliver_smtp
 from reminders.mail.compose import BUILT, Draft, Kind, build_drafts, iter_drafts
-from reminders.mail.render import Renderer, build_message, make_message_id
+from reminders.mail.mime import build_message, make_message_id
+from reminders.mail.render import Renderer
 from reminders.store.db import session_scope
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,118 @@
+"""What every command shares: the config and engine behind `--config`, and domain errors turned into one-line
+messages with exit status 1."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from reminders.config import Config
+
+F = TypeVar("F", bound=Callable[..., Any])
+KIND_CHOICES = {"reminders": ("reminder",), "digests": ("digest",), "chases": ("chase",), "receipts": ("receipt",),
+                "all": ("reminder", "digest")}
+KIND_NAMES = {"reminder": "提醒", "digest": "汇总", "chase": "催报", "receipt": "回执"}
+
+
+def _domain_errors() -> tuple[type[Exception], ...]:
+    from reminders.config import ConfigError
+    from reminders.delivery.outbox import OutboxError
+    from reminders.delivery.smtp import DeliveryError
+    from reminders.intake.deadlines import DeadlineError
+    from reminders.intake.importer import ImportError_
+    from reminders.intake.planparse import PlanError
+    from reminders.intake.tables import TableError
+    from reminders.mail.compose import CycleError
+    from reminders.store.db import SchemaError
+    from reminders.tracking.accounts import AccountError
+    from reminders.tracking.office import OfficeError
+    from reminders.tracking.progress import ProgressError
+    from reminders.tracking.reporting import FormError
+
+    return (ConfigError, SchemaError, PlanError, TableError, ImportError_, ProgressError, CycleError,
+            DeadlineError, DeliveryError, OutboxError, AccountError, OfficeError, FormError)
+
+
+def friendly(command: F) -> F:
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except _domain_errors() as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
+        except Exception as exc:
+            from sqlalchemy.exc import DBAPIError
+
+            if not isinstance(exc, DBAPIError):
+                raise
+            from reminders.store.db import masked
+
+            url = masked(click.get_current_context().find_object(State).config.database_url)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            raise click.ClickException(f"数据库错误 (database error) {url}: {reason}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class State:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        from reminders import config
+
+        if self._config is None:
+            self._config = config.load(self.config_path)
+        return self._config
+
+    def engine(self, check: bool = True) -> Engine:
+        from reminders.store import db
+
+        engine = db.make_engine(self.config.database_url)
+        if check:
+            db.check_schema(engine)
+        return engine
+
+    def today(self) -> date:
+        return datetime.now(self.config.schedule.tz).date()
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def json_lines(records: list[dict[str, Any]]) -> str:
+    """A JSON array with one object a line: readable, and encoded by json's C encoder (indent= is pure Python)."""
+    return "[\n" + ",\n".join(json.dumps(record, ensure_ascii=False) for record in records) + "\n]" if records else "[]"
+
+
+def print_report(what: str, report: Any) -> None:
+    if not report.changed:
+        click.echo(f"{what}：无变化 (nothing changed; {report.unchanged} unchanged)")
+        return
+    for label, items in (("新增 added", report.added), ("更新 updated", report.updated),
+                         ("移除 removed", report.removed)):
+        if items:
+            click.echo(f"{label}: {len(items)}  ({'、'.join(items[:30])}{' …' if len(items) > 30 else ''})")
+    click.echo(f"未变 unchanged: {report.unchanged}")
+
+
+
+def cycle_options(command: F) -> F:
+    command = click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]),
+                           help="按此日期计算 (default: when the cron fires in that month).")(command)
+    command = click.option("--kind", type=click.Choice(list(KIND_CHOICES)), default="all", show_default=True,
+                           help="提醒、汇总、催报、回执或全部(提醒+汇总) Which messages.")(command)
+    return click.option("--cycle", required=True, metavar="YYYY-MM", help="月度周期 The month.")(command)
+

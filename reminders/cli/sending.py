@@ -1,0 +1,123 @@
+"""Sending: a cycle's messages sent or previewed, and the outbox that records them."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from reminders.cli.common import KIND_CHOICES, KIND_NAMES, State, cycle_options, friendly, json_lines, pass_state
+
+
+@click.command()
+@cycle_options
+@click.option("--dry-run", is_flag=True, help="只列出，不记录不发送 List what would be sent; change nothing.")
+@pass_state
+@friendly
+def send(state: State, cycle: str, kind: str, as_of: datetime | None, dry_run: bool) -> None:
+    """发送月度提醒与汇总 Build, record and send a cycle's reminders and digests.
+
+    Every message is recorded in the outbox before it is sent: sending the same cycle again sends nothing twice,
+    and a message that failed is retried. Exits 1 if any message failed.
+
+    Example: reminders send --cycle 2021-06 --kind reminders
+    """
+    from reminders.delivery import cycle as jobs
+    from reminders.mail.compose import build_drafts
+    from reminders.store.db import session_scope
+
+    engine = state.engine()
+    kinds = KIND_CHOICES[kind]
+    day = as_of.date() if as_of else None
+    if dry_run:
+        with session_scope(engine) as session:
+            drafts = build_drafts(session, state.config, cycle, kinds, day)
+        for draft in drafts:
+            click.echo(f"将发送 would send  {draft.kind} {draft.recipient_name} <{', '.join(draft.addresses)}>"
+                       f"  ({len(getattr(draft.context, 'tasks', ()))} tasks)")
+        click.echo(f"共 {len(drafts)} 封 (dry run: nothing recorded or sent)")
+        return
+    result = jobs.send_cycle(engine, state.config, cycle, kinds, day, echo=click.echo)
+    click.echo(f"周期 {cycle}: 新记录 recorded {result.recorded}, 已发送 sent {len(result.sent)}, "
+               f"跳过(此前已发) skipped {result.skipped}, 失败 failed {len(result.failed)}")
+    if result.failed:
+        sys.exit(1)
+
+
+@click.command()
+@cycle_options
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="输出目录 Folder.")
+@pass_state
+@friendly
+def preview(state: State, cycle: str, kind: str, as_of: datetime | None, out: Path) -> None:
+    """预览邮件 Write every message of a cycle as .eml files, without recording or sending.
+
+    Example: reminders preview --cycle 2021-06 --out preview/
+    """
+    from reminders.delivery import cycle as jobs
+
+    paths = jobs.preview_cycle(state.engine(), state.config, cycle, KIND_CHOICES[kind], out,
+                               as_of.date() if as_of else None)
+    for path in paths:
+        click.echo(str(path))
+    click.echo(f"共 {len(paths)} 封 written to {out}")
+
+
+STATE_NAMES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "失败"}
+
+
+@click.group(invoke_without_command=True)
+@click.option("--cycle", metavar="YYYY-MM", help="只看这个月 Only this month.")
+@click.option("--state", "state_filter", type=click.Choice(list(STATE_NAMES)), help="只看这个状态 Only this state.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+@friendly
+def outbox(ctx: click.Context, cycle: str | None, state_filter: str | None, fmt: str) -> None:
+    """发件记录 What was sent to whom and when: the office's evidence of 催办.
+
+    Example: reminders outbox --cycle 2021-06 --state failed
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from reminders.columns import render_table
+    from reminders.delivery import outbox as box
+    from reminders.store.db import session_scope
+
+    with session_scope(ctx.find_object(State).engine()) as session:
+        rows = box.list_messages(session, cycle, state_filter)
+        records = [box.as_json(row) for row in rows]
+    if fmt == "json":
+        click.echo(json_lines(records))
+        return
+    table = [[str(r["id"]), str(r["cycle"]), KIND_NAMES.get(str(r["kind"]), str(r["kind"])), str(r["recipient"]),
+              STATE_NAMES[str(r["state"])], str(r["attempts"]), str(r["sent_at"] or "-")[:19],
+              "; ".join(r["addresses"]) + (f"  {r['last_error']}" if r["last_error"] else "")]  # type: ignore[arg-type]
+             for r in records]
+    click.echo(render_table(["编号", "周期", "类别", "收件人", "状态", "次数", "发送时间", "地址 / 错误"], table,
+                            [8, 7, 4, 20, 6, 4, 19, 80]))
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[str(record["state"])] = counts.get(str(record["state"]), 0) + 1
+    click.echo("  ".join(f"{STATE_NAMES[s]} {n}" for s, n in counts.items()) or "发件箱为空 (the outbox is empty)")
+
+
+@outbox.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all-failed", is_flag=True, help="所有失败的邮件 Every failed message.")
+@pass_state
+@friendly
+def outbox_retry(state: State, ids: tuple[int, ...], all_failed: bool) -> None:
+    """重新排队 Requeue failed messages; the next send (or the daemon's next run) sends them.
+
+    Example: reminders outbox retry --all-failed
+    """
+    from reminders.delivery import outbox as box
+    from reminders.store.db import session_scope
+
+    if bool(ids) == all_failed:
+        raise click.UsageError("请给出邮件编号或 --all-failed 其中之一 (give IDs or --all-failed)")
+    with session_scope(state.engine()) as session:
+        requeued = box.requeue(session, None if all_failed else list(ids))
+    click.echo(f"已重新排队 requeued {len(requeued)}: {', '.join(map(str, requeued)) or '-'}")
