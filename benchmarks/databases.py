@@ -41,7 +41,7 @@ class Database:
         url = self.pg_url.replace("postgresql+psycopg://", "postgresql://")
         with psycopg.connect(url, autocommit=True) as connection:
             for statement in statements:
-                connection.execute(statement)  # type: ignore[arg-type]
+                connection.execute(statement)
 
 
 def pg_url() -> str:

@@ -10,8 +10,8 @@ from datetime import datetime
 import aiosmtplib
 
 from reminders.config import Config
-from reminders.delivery import cycle as jobs
 from reminders.mail.compose import Draft
+from reminders.mail.message import render_draft
 from reminders.mail.render import Renderer
 
 Message = tuple[Sequence[str], bytes]
@@ -40,6 +40,6 @@ def naive_smtplib(config: Config, drafts: Sequence[Draft]) -> None:
     now = datetime.now(config.schedule.tz)
     smtp = config.smtp
     for draft in drafts:
-        message = jobs.render_draft(config, renderer, draft, now)
+        message = render_draft(config, renderer, draft, now)
         with smtplib.SMTP(smtp.host, smtp.port, timeout=60) as client:
             client.sendmail(smtp.sender, list(message.addresses), message.data)

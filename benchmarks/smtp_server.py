@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -38,7 +38,7 @@ class DelayedSMTP(SMTP):
         super().__init__(handler, **kwargs)
         self.delay = delay
 
-    async def push(self, status: str) -> None:
+    async def push(self, status: AnyStr) -> None:
         if self.delay > 0:
             await asyncio.sleep(self.delay)
         await super().push(status)

@@ -29,10 +29,10 @@ from benchmarks.generate import CYCLE
 from reminders import config as config_module
 from reminders.config import Config
 from reminders.delivery import cycle as jobs
-from reminders.intake.importer import active_plan
 from reminders.mail.compose import KINDS, build_drafts
 from reminders.store import db
 from reminders.store.models import OutboxMessage, ProgressReport, Task, Unit
+from reminders.store.plans import active_plan
 
 QUERIES = [0]
 

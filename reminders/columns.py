@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import unicodedata
 
-STATE_LABELS = {"overdue": "逾期", "due_soon": "临期", "on_track": "正常", "ongoing": "长期",
-                "done": "办结", "unassigned": "未分工"}
-
 
 def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)

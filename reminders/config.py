@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from reminders.errors import ReminderError
+
 DEFAULT_PATH = "reminders.toml"
 ENV_PATH = "REMINDERS_CONFIG"
 
 
-class ConfigError(Exception):
+class ConfigError(ReminderError):
     def __init__(self, path: str, key: str | None, message: str) -> None:
         self.path, self.key = path, key
         super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")

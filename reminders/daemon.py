@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from reminders.config import Config, cron_trigger
 from reminders.delivery import cycle as jobs
-from reminders.mail.compose import SCHEDULED, Kind, cron_of
+from reminders.mail.compose import SCHEDULED, cron_of
 from reminders.store.db import masked
 from reminders.store.models import OutboxMessage
+from reminders.vocabulary import Kind
 
 log = logging.getLogger("reminders.daemon")
 
@@ -143,12 +144,17 @@ def build_scheduler(config: Config, engine: Engine, stop: threading.Event | None
     return scheduler
 
 
+def _stop(stop: threading.Event, signum: int) -> None:
+    log.info("signal %d: stopping", signum)
+    stop.set()
+
+
 def run_daemon(config: Config, engine: Engine, stop: threading.Event | None = None, retry: Retry = Retry()) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set); a running job is allowed to finish."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda number, _frame: (log.info("signal %d: stopping", number), stop.set()))
+            signal.signal(signum, lambda number, _frame: _stop(stop, number))
     # The listener logs job errors with their traceback; APScheduler's own copy of each would only repeat it.
     logging.getLogger("apscheduler.executors.default").setLevel(logging.CRITICAL)
     scheduler = build_scheduler(config, engine, stop)

@@ -7,9 +7,9 @@ from datetime import date
 import pytest
 
 from reminders.delivery import cycle as jobs
-from reminders.intake.importer import active_plan
 from reminders.store.db import session_scope
 from reminders.store.models import OutboxMessage
+from reminders.store.plans import active_plan
 from reminders.tracking import office
 from reminders.tracking.reporting import Answer, FormError, submit, unit_form
 from reminders.tracking.status import load_status
@@ -26,8 +26,11 @@ def env(loaded: Cli) -> Env:
 
 
 def _submit(env: Env, unit: str, *answers: Answer, cycle: str = "2021-06", today: date = TODAY) -> list[int]:
+    """What the web app does with a submission: record the reports, and their receipt in the same transaction."""
     with session_scope(env.engine) as session:
-        return submit(session, env.config, env.unit_id(unit), cycle, answers, today)
+        ids = submit(session, env.config, env.unit_id(unit), cycle, answers, today)
+        jobs.queue_receipt(session, env.config, env.unit_id(unit), cycle, ids)
+        return ids
 
 
 def _errors(env: Env, unit: str, *answers: Answer) -> dict[str, str]:

@@ -11,34 +11,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from reminders.errors import ReminderError
+from reminders.vocabulary import Kind
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from reminders.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
-KIND_CHOICES = {"reminders": ("reminder",), "digests": ("digest",), "chases": ("chase",), "receipts": ("receipt",),
-                "all": ("reminder", "digest")}
-KIND_NAMES = {"reminder": "提醒", "digest": "汇总", "chase": "催报", "receipt": "回执"}
-
-
-def _domain_errors() -> tuple[type[Exception], ...]:
-    from reminders.config import ConfigError
-    from reminders.delivery.outbox import OutboxError
-    from reminders.delivery.smtp import DeliveryError
-    from reminders.intake.deadlines import DeadlineError
-    from reminders.intake.importer import ImportError_
-    from reminders.intake.planparse import PlanError
-    from reminders.intake.tables import TableError
-    from reminders.mail.compose import CycleError
-    from reminders.store.db import SchemaError
-    from reminders.tracking.accounts import AccountError
-    from reminders.tracking.office import OfficeError
-    from reminders.tracking.progress import ProgressError
-    from reminders.tracking.reporting import FormError
-
-    return (ConfigError, SchemaError, PlanError, TableError, ImportError_, ProgressError, CycleError,
-            DeadlineError, DeliveryError, OutboxError, AccountError, OfficeError, FormError)
+KIND_CHOICES: dict[str, tuple[Kind, ...]] = {
+    "reminders": ("reminder",), "digests": ("digest",), "chases": ("chase",), "receipts": ("receipt",),
+    "all": ("reminder", "digest"),
+}
 
 
 def friendly(command: F) -> F:
@@ -46,7 +31,7 @@ def friendly(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except _domain_errors() as exc:
+        except ReminderError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
             raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
@@ -57,7 +42,7 @@ def friendly(command: F) -> F:
                 raise
             from reminders.store.db import masked
 
-            url = masked(click.get_current_context().find_object(State).config.database_url)
+            url = masked(click.get_current_context().ensure_object(State).config.database_url)
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             raise click.ClickException(f"数据库错误 (database error) {url}: {reason}") from None
 

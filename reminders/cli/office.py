@@ -30,7 +30,7 @@ def add_user(state: State, username: str, password_env: str | None) -> None:
     Example: reminders admin add-user ducha
     """
     from reminders.store.db import session_scope
-    from reminders.tracking import office
+    from reminders.tracking import accounts
 
     if password_env:
         password = os.environ.get(password_env)
@@ -39,7 +39,7 @@ def add_user(state: State, username: str, password_env: str | None) -> None:
     else:
         password = click.prompt("密码 Password", hide_input=True, confirmation_prompt=True)
     with session_scope(state.engine()) as session:
-        office.add_user(session, username, password)
+        accounts.add_user(session, username, password)
     click.echo(f"已添加账号 user added: {username}")
 
 
@@ -78,13 +78,13 @@ def export(state: State, fmt: str, out: Path, as_of: datetime | None) -> None:
     Example: reminders export --format xlsx --out 台账.xlsx
     """
     from reminders.store.db import session_scope
-    from reminders.tracking import office
+    from reminders.tracking import ledger
 
     day = as_of.date() if as_of else state.today()
     with session_scope(state.engine()) as session:
         if fmt == "xlsx":
-            data = office.export_ledger_xlsx(session, state.config, day)
+            data = ledger.export_ledger_xlsx(session, state.config, day)
         else:
-            data = office.export_ledger_csv(session, state.config, day).encode("utf-8")
+            data = ledger.export_ledger_csv(session, state.config, day).encode("utf-8")
     out.write_bytes(data)
     click.echo(f"已导出 exported: {out} ({fmt}, as of {day.isoformat()})")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from reminders.cli.common import KIND_CHOICES, KIND_NAMES, State, cycle_options, friendly, json_lines, pass_state
+from reminders.cli.common import KIND_CHOICES, State, cycle_options, friendly, json_lines, pass_state
+from reminders.vocabulary import KIND_LABELS, OUTBOX_STATE_LABELS
 
 
 @click.command()
@@ -65,7 +67,8 @@ def preview(state: State, cycle: str, kind: str, as_of: datetime | None, out: Pa
     click.echo(f"共 {len(paths)} 封 written to {out}")
 
 
-STATE_NAMES = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "failed": "失败"}
+STATE_NAMES = OUTBOX_STATE_LABELS["zh_CN"]
+KIND_NAMES = KIND_LABELS["zh_CN"]
 
 
 @click.group(invoke_without_command=True)
@@ -85,22 +88,21 @@ def outbox(ctx: click.Context, cycle: str | None, state_filter: str | None, fmt:
     from reminders.delivery import outbox as box
     from reminders.store.db import session_scope
 
-    with session_scope(ctx.find_object(State).engine()) as session:
+    with session_scope(ctx.ensure_object(State).engine()) as session:
         rows = box.list_messages(session, cycle, state_filter)
         records = [box.as_json(row) for row in rows]
     if fmt == "json":
         click.echo(json_lines(records))
         return
     table = [[str(r["id"]), str(r["cycle"]), KIND_NAMES.get(str(r["kind"]), str(r["kind"])), str(r["recipient"]),
-              STATE_NAMES[str(r["state"])], str(r["attempts"]), str(r["sent_at"] or "-")[:19],
+              STATE_NAMES.get(str(r["state"]), str(r["state"])), str(r["attempts"]), str(r["sent_at"] or "-")[:19],
               "; ".join(r["addresses"]) + (f"  {r['last_error']}" if r["last_error"] else "")]  # type: ignore[arg-type]
              for r in records]
     click.echo(render_table(["编号", "周期", "类别", "收件人", "状态", "次数", "发送时间", "地址 / 错误"], table,
                             [8, 7, 4, 20, 6, 4, 19, 80]))
-    counts: dict[str, int] = {}
-    for record in records:
-        counts[str(record["state"])] = counts.get(str(record["state"]), 0) + 1
-    click.echo("  ".join(f"{STATE_NAMES[s]} {n}" for s, n in counts.items()) or "发件箱为空 (the outbox is empty)")
+    counts = Counter(str(record["state"]) for record in records)
+    click.echo("  ".join(f"{label} {counts[state]}" for state, label in STATE_NAMES.items() if counts[state])
+               or "发件箱为空 (the outbox is empty)")
 
 
 @outbox.command("retry")

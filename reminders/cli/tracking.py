@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from datetime import datetime
 
 import click
 
 from reminders.cli.common import State, friendly, json_lines, pass_state
+from reminders.vocabulary import NO_DEADLINE, STATES, state_label
 
 
 @click.command()
@@ -46,9 +48,9 @@ def status(state: State, as_of: datetime | None, fmt: str) -> None:
 
     Example: reminders status --as-of 2021-07-01 --format json
     """
-    from reminders.columns import STATE_LABELS, render_table
-    from reminders.intake.importer import active_plan
+    from reminders.columns import render_table
     from reminders.store.db import session_scope
+    from reminders.store.plans import active_plan
     from reminders.tracking.status import as_json, load_status
 
     day = as_of.date() if as_of else state.today()
@@ -67,11 +69,10 @@ def status(state: State, as_of: datetime | None, fmt: str) -> None:
             writer.writerow([record[f] for f in fields])
         click.echo(buffer.getvalue(), nl=False)
     else:
-        rows = [[line.number, STATE_LABELS[line.state], line.deadline.isoformat() if line.deadline else "-",
+        no_deadline = NO_DEADLINE["zh_CN"]
+        rows = [[line.number, state_label(line.state), line.deadline.isoformat() if line.deadline else no_deadline,
                  "是" if line.reported else "否", line.lead_unit or "-", line.title] for line in result.lines]
         click.echo(f"《{result.plan.title}》 截至 as of {day.isoformat()}")
-        click.echo(render_table(["序号", "状态", "时限", "本月报送", "牵头单位", "任务"], rows, [6, 6, 10, 8, 20, 50]))
-        counts: dict[str, int] = {}
-        for line in result.lines:
-            counts[line.state] = counts.get(line.state, 0) + 1
-        click.echo("  ".join(f"{STATE_LABELS[s]} {n}" for s, n in counts.items()))
+        click.echo(render_table(["序号", "状态", "时限", "本月报送", "牵头单位", "任务"], rows, [6, 8, 10, 8, 20, 50]))
+        counts = Counter(line.state for line in result.lines)
+        click.echo("  ".join(f"{state_label(state)} {counts[state]}" for state in STATES if counts[state]))

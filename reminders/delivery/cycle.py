@@ -1,4 +1,5 @@
-"""The monthly jobs: build a cycle's messages, record them in the outbox, deliver what is pending."""
+"""A cycle's run: build its messages, record them in the outbox, deliver what is pending; and the two messages
+recorded outside a cycle's run, the receipt of a submission and a chase the office sends now."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from reminders.config import Config
+from reminders.config import Config, Smtp
 from reminders.delivery import outbox
-from reminders.delivery.smtp import DeliveryError, Envelope, Outcome, SmtpSettings, deliver_maildir, deliver_smtp
-from reminders.mail.compose import BUILT, Draft, Kind, build_drafts, iter_drafts
-from reminders.mail.mime import build_message, make_message_id
-from reminders.mail.render import Renderer
+from reminders.delivery.smtp import DeliveryError, Envelope, Outcome, deliver_maildir, deliver_smtp
+from reminders.mail.compose import BUILT, build_drafts, iter_drafts
+from reminders.mail.message import render_draft, renderer_for
+from reminders.mail.receipts import receipt_draft
 from reminders.store.db import session_scope
+from reminders.tracking.cycles import day_in_cycle
+from reminders.vocabulary import Kind
 
 log = logging.getLogger(__name__)
 
@@ -32,30 +35,13 @@ class SendResult:
     failed: list[str] = field(default_factory=list)
 
 
-def _renderer(config: Config) -> Renderer:
-    return Renderer(config.mail.language, config.mail.templates)
-
-
-def render_draft(config: Config, renderer: Renderer, draft: Draft, now: datetime) -> outbox.Recorded:
-    mail = renderer.render(draft.kind, draft.context)
-    domain = config.mail.message_id_domain or config.smtp.sender.rpartition("@")[2]
-    message_id = make_message_id(f"{draft.kind}/{draft.cycle}/{draft.recipient_key}", domain)
-    data = build_message(
-        mail, sender=config.smtp.sender, sender_name=config.smtp.sender_name,
-        to=[(draft.recipient_name, address) for address in draft.addresses],
-        reply_to=config.office.email, message_id=message_id, date=now,
-    )
-    return outbox.Recorded(draft.kind, draft.cycle, draft.recipient_key, draft.recipient_name, draft.addresses,
-                           mail.subject, message_id, data)
-
-
 def prepare_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind],
                   as_of: date | None = None) -> int:
     """Record the cycle's messages that are not in the outbox yet, in one transaction; returns how many."""
     kinds = [kind for kind in kinds if kind in BUILT]
     if not kinds:
         return 0
-    renderer = _renderer(config)
+    renderer = renderer_for(config)
     now = datetime.now(config.schedule.tz)
     with session_scope(engine) as session:
         known = outbox.existing_keys(session, cycle, kinds)
@@ -67,7 +53,7 @@ def prepare_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Ki
 def preview_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], out_dir: Path,
                   as_of: date | None = None) -> list[Path]:
     """Write every message of the cycle as .eml files, recording and sending nothing."""
-    renderer = _renderer(config)
+    renderer = renderer_for(config)
     now = datetime.now(config.schedule.tz)
     with session_scope(engine) as session:
         drafts = build_drafts(session, config, cycle, tuple(kinds), as_of)
@@ -79,6 +65,20 @@ def preview_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Ki
         path.write_bytes(message.data)
         written.append(path)
     return written
+
+
+def queue_receipt(session: Session, config: Config, unit_id: int, cycle: str, report_ids: Sequence[int]) -> None:
+    """Record the receipt (回执) of a submission in the outbox, in the submission's transaction; the receipt job
+    (or `send --kind receipts`) delivers it."""
+    if report_ids:
+        draft = receipt_draft(session, config, unit_id, cycle, report_ids)
+        now = datetime.now(config.schedule.tz)
+        outbox.record(session, [render_draft(config, renderer_for(config), draft, now)])
+
+
+def send_chase_now(engine: Engine, config: Config, cycle: str, today: date) -> SendResult:
+    """催报 now, through the outbox: one chase per unit and cycle, so a unit chased already is not chased again."""
+    return send_cycle(engine, config, cycle, ("chase",), day_in_cycle(cycle, today))
 
 
 def send_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], as_of: date | None = None,
@@ -155,5 +155,5 @@ def claim_batch(config: Config) -> int:
     return max(1, min(batch, 64))
 
 
-def smtp_settings(config: Config) -> SmtpSettings:
+def smtp_settings(config: Config) -> Smtp:
     return replace(config.smtp, password=config.smtp_password())

@@ -15,18 +15,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from reminders.delivery.smtp import Envelope, Outcome
+from reminders.errors import ReminderError
+from reminders.mail.message import OutgoingMessage
 from reminders.store.models import OutboxMessage
 
 LEASE = timedelta(minutes=15)
 
 
-def batched(items: Iterable[Recorded], size: int) -> Iterator[list[Recorded]]:
+def batched(items: Iterable[OutgoingMessage], size: int) -> Iterator[list[OutgoingMessage]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
@@ -70,22 +74,11 @@ def recover(engine: Engine) -> int:
         dead = [token for token in owners if token and not _alive(token)]
         if not dead:
             return 0
-        return session.execute(
+        result = session.execute(
             update(OutboxMessage).where(OutboxMessage.state == "sending", OutboxMessage.claimed_by.in_(dead))
             .values(state="pending", claimed_at=None, claimed_by=None)
-        ).rowcount
-
-
-@dataclass(frozen=True)
-class Recorded:
-    kind: str
-    cycle: str
-    recipient_key: str
-    recipient_name: str
-    addresses: tuple[str, ...]
-    subject: str
-    message_id: str
-    data: bytes
+        )
+        return cast("CursorResult[Any]", result).rowcount
 
 
 def existing_keys(session: Session, cycle: str, kinds: Sequence[str]) -> set[tuple[str, str]]:
@@ -96,16 +89,16 @@ def existing_keys(session: Session, cycle: str, kinds: Sequence[str]) -> set[tup
     return {(kind, key) for kind, key in rows}
 
 
-def record(session: Session, messages: Iterable[Recorded], chunk: int = 200) -> int:
+def record(session: Session, messages: Iterable[OutgoingMessage], chunk: int = 200) -> int:
     """Insert messages not recorded yet (a concurrent sender may have recorded some); returns how many were new.
 
     Messages are written `chunk` at a time, so a large cycle holds only one chunk of rendered mail in memory.
     """
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        statement: Any = postgresql.insert(OutboxMessage).on_conflict_do_nothing()
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(OutboxMessage).on_conflict_do_nothing().returning(OutboxMessage.id)
+        statement = sqlite.insert(OutboxMessage).on_conflict_do_nothing()
+    statement = statement.returning(OutboxMessage.id)
     now = datetime.now(UTC)
     added = 0
     for batch in batched(messages, chunk):
@@ -118,8 +111,12 @@ def record(session: Session, messages: Iterable[Recorded], chunk: int = 200) -> 
     return added
 
 
-def _claimable(cycle: str, kinds: Sequence[str], now: datetime):  # type: ignore[no-untyped-def]
-    stale = and_(OutboxMessage.state == "sending", OutboxMessage.claimed_at < now - LEASE)
+def _claimable(cycle: str, kinds: Sequence[str], now: datetime) -> ColumnElement[bool]:
+    """Pending, or claimed by another host's process longer than the lease ago. A claim of this host is never taken
+    here: a live sender keeps it however long its relay takes, and a dead one's is put back by `recover`."""
+    elsewhere = or_(OutboxMessage.claimed_by.is_(None),
+                    ~OutboxMessage.claimed_by.startswith(f"{socket.gethostname()}:", autoescape=True))
+    stale = and_(OutboxMessage.state == "sending", OutboxMessage.claimed_at < now - LEASE, elsewhere)
     return and_(OutboxMessage.cycle == cycle, OutboxMessage.kind.in_(kinds),
                 or_(OutboxMessage.state == "pending", stale))
 
@@ -132,12 +129,14 @@ class Claimed:
 
 
 def claim(engine: Engine, cycle: str, kinds: Sequence[str], sender: str, tried: Collection[int] = (),
-          limit: int = 1) -> list[Claimed]:
+          limit: int = 1, *, now: datetime | None = None) -> list[Claimed]:
     """Take up to `limit` messages for this process in one statement, committed before anything is sent.
 
     `tried` holds the messages that already failed in this run: they wait for the next run instead of looping.
+    `now` (default: the current time) is when the claim is made, against which leases run out; stored in UTC, as
+    SQLite keeps no offset.
     """
-    now = datetime.now(UTC)
+    now = now.astimezone(UTC) if now else datetime.now(UTC)
     candidates = select(OutboxMessage.id).where(_claimable(cycle, kinds, now)).order_by(OutboxMessage.id).limit(limit)
     if tried:
         candidates = candidates.where(OutboxMessage.id.not_in(list(tried)))
@@ -163,8 +162,8 @@ def claim(engine: Engine, cycle: str, kinds: Sequence[str], sender: str, tried: 
 
 
 def claim_next(engine: Engine, cycle: str, kinds: Sequence[str], sender: str,
-               tried: Collection[int] = ()) -> Envelope | None:
-    claimed = claim(engine, cycle, kinds, sender, tried)
+               tried: Collection[int] = (), *, now: datetime | None = None) -> Envelope | None:
+    claimed = claim(engine, cycle, kinds, sender, tried, now=now)
     return claimed[0].envelope if claimed else None
 
 
@@ -198,7 +197,7 @@ def counts(session: Session, cycle: str, kinds: Sequence[str]) -> dict[str, int]
     return {state: number for state, number in rows}
 
 
-class OutboxError(Exception):
+class OutboxError(ReminderError):
     pass
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import aiosmtplib
 
 from reminders.config import Smtp as SmtpSettings
+from reminders.errors import ReminderError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Outcome:
     attempts: int = 1
 
 
-class DeliveryError(Exception):
+class DeliveryError(ReminderError):
     """Stops the whole run; `unsettled` lists envelopes claimed but not settled (the caller releases them)."""
 
     def __init__(self, message: str, unsettled: list[int] | None = None) -> None:
@@ -137,7 +138,7 @@ class _Connection:
     def close(self) -> None:
         """Drop the connection; abort() closes the socket on the next loop turn, even over TLS (no shutdown wait)."""
         if self.smtp is not None:
-            if self.smtp.transport is not None:
+            if isinstance(self.smtp.transport, asyncio.Transport):
                 self.smtp.transport.abort()
             self.smtp.close()
         self.smtp = None

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
+from reminders.errors import ReminderError
+
 DeadlineKind = Literal["date", "ongoing", "recurring", "inferred"]
 
 _PAIRS = (
@@ -54,7 +56,7 @@ class Deadline:
     milestones: tuple[date, ...] = ()
 
 
-class DeadlineError(ValueError):
+class DeadlineError(ReminderError, ValueError):
     pass
 
 

@@ -17,11 +17,13 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
+from reminders.errors import ReminderError
 from reminders.intake.deadlines import Deadline, DeadlineError, parse_deadline
 from reminders.intake.planparse import ParsedPlan
 from reminders.intake.tables import Column, Table, TableError, TableRow, parse_emails, read_table, split_list
 from reminders.store.bulk import Values, changed, delete_in, insert_returning, insert_rows, update_rows
-from reminders.store.models import Assignment, CoUnit, Leader, Plan, Section, Task, Unit
+from reminders.store.models import Assignment, Base, CoUnit, Leader, Plan, Section, Task, Unit
+from reminders.store.plans import active_plan
 
 UNIT_COLUMNS = (
     Column("name", ("单位", "单位名称", "name", "unit")),
@@ -47,10 +49,14 @@ SECTION_ROW = re.compile(r"^[一二三四五六七八九十]+[、.．]")  # a se
 TASK_FIELDS = ("section_id", "position", "subsection", "title", "text", "suggested_lead", "suggested_deadline",
                "removed_at")  # what a plan import sets
 ASSIGNMENT_FIELDS = ("leader_id", "lead_unit_id", "deadline_text", "deadline", "deadline_kind")
+# The table column each database column is read from, to name it in an error.
+TABLE_FIELDS = {"name": "name", "title": "title", "emails": "email", "contact": "contact", "leader_name": "leader",
+                "scope": "scope", "deadline_text": "deadline", "leader_id": "leader", "lead_unit_id": "lead_unit",
+                "deadline": "deadline", "deadline_kind": "deadline"}
 SCOPES = {"分管": "own", "own": "own", "": "own", "全部": "all", "all": "all"}
 
 
-class ImportError_(Exception):
+class ImportRefused(ReminderError):
     """An import refused as a whole (no plan, a table naming what is not there)."""
 
 
@@ -64,14 +70,6 @@ class ImportReport:
     @property
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.removed)
-
-
-def active_plan(session: Session) -> Plan:
-    """The plan the tables refer to: the one imported last."""
-    plan = session.scalars(select(Plan).order_by(Plan.id.desc()).limit(1)).first()
-    if plan is None:
-        raise ImportError_("尚未导入工作计划，请先运行 reminders import-plan (no plan imported yet)")
-    return plan
 
 
 def fingerprint(parsed: ParsedPlan) -> str:
@@ -132,7 +130,7 @@ def _refuse_repeated_numbers(parsed: ParsedPlan, source: str) -> None:
     for item in parsed.tasks:
         if item.number in lines:
             message = f"任务编号 {item.number} 与第 {lines[item.number]} 行重复 (duplicate task number)"
-            raise ImportError_(f"{source}, line {item.line}: {message}")
+            raise ImportRefused(f"{source}, line {item.line}: {message}")
         lines[item.number] = item.line
 
 
@@ -178,11 +176,24 @@ def _emails(table: Table, row: TableRow, value: str) -> str:
         raise table.error(row, "email", str(exc)) from None
 
 
+def _fit(table: Table, row: TableRow, model: type[Base], values: Values) -> Values:
+    """Refuse a value longer than its column, naming the row and column, before the database sees it (PostgreSQL
+    would refuse it naming neither; SQLite would keep it)."""
+    for key, value in values.items():
+        column = model.__table__.c[key]
+        length = getattr(column.type, "length", None)
+        if isinstance(value, str) and length is not None and len(value) > length:
+            raise table.error(row, TABLE_FIELDS[key],
+                              f"内容过长：{len(value)} 字，最多 {length} 字 (longer than {length} characters)")
+    return values
+
+
 def _import_directory(session: Session, table: Table, model: type[Leader] | type[Unit],
                       values_of: Callable[[TableRow], Values]) -> ImportReport:
     """Add or update people and units by name; the ones the table does not name are left as they are."""
     _unique_names(table)
-    rows = [(row.values["name"], values_of(row)) for row in table.rows]  # every row checked before any write
+    rows = [(row.values["name"], _fit(table, row, model, {"name": row.values["name"], **values_of(row)}))
+            for row in table.rows]  # every row checked before any write
     existing = {row.name: row for row in session.execute(select(*model.__table__.columns))}
     report = ImportReport()
     added: list[Values] = []
@@ -190,7 +201,7 @@ def _import_directory(session: Session, table: Table, model: type[Leader] | type
     for name, values in rows:
         old = existing.get(name)
         if old is None:
-            added.append({"name": name, **values})
+            added.append(values)
             report.added.append(name)
         elif changed(old._mapping, values):
             updated.append({"id": old.id, **values})
@@ -300,7 +311,7 @@ def _assignment_rows(session: Session, table: Table, plan: Plan,
     rows: list[tuple[str, Values, list[int]]] = []
     seen: dict[str, int] = {}
 
-    def unit(row: TableRow, column: str, name: str) -> Row[Any]:
+    def unit(row: TableRow, column: str, name: str) -> Row[str, int, str | None]:
         if name not in units:
             raise table.error(row, column, f"未知的单位 “{name}”，请先导入单位名单 (unknown unit)")
         return units[name]
@@ -340,5 +351,5 @@ def _assignment_rows(session: Session, table: Table, plan: Plan,
             "deadline_text": deadline.text, "deadline": deadline.due, "deadline_kind": deadline.kind,
         }
         co_ids = list(dict.fromkeys(u.id for u in co_units if u.id != lead.id))  # in order, without repeats
-        rows.append((number, values, co_ids))
+        rows.append((number, _fit(table, row, Assignment, values), co_ids))
     return rows

@@ -10,6 +10,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
+from reminders.errors import ReminderError
 from reminders.intake.deadlines import SIMPLIFY, find_deadline, normalise
 
 MAX_LINE = 20_000
@@ -70,7 +71,7 @@ class ParsedPlan:
     tasks: tuple[ParsedTask, ...]
 
 
-class PlanError(Exception):
+class PlanError(ReminderError):
     def __init__(self, path: str, line: int | None, message: str) -> None:
         self.path, self.line, self.message = path, line, message
         super().__init__(f"{path}, line {line}: {message}" if line is not None else f"{path}: {message}")

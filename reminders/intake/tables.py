@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -13,6 +13,8 @@ from itertools import islice
 from pathlib import Path
 
 import openpyxl
+
+from reminders.errors import ReminderError
 
 HEADER_SEARCH_ROWS = 10
 _DELIMITERS = (",", ";", "\t")
@@ -41,7 +43,7 @@ class TableRow:
     values: dict[str, str]
 
 
-class TableError(Exception):
+class TableError(ReminderError):
     def __init__(self, path: str, message: str, row: int | None = None, column: str | None = None) -> None:
         super().__init__(path, message, row, column)
         self.path, self.message, self.row, self.column = path, message, row, column
@@ -176,8 +178,8 @@ def _build(shown: str, records: Iterator[Record], columns: Sequence[Column], ind
             continue
         values: dict[str, str] = {}
         for column in columns:
-            position = positions.get(column.field)
-            text = texts[position] if position is not None and position < len(texts) else ""
+            at = positions.get(column.field)
+            text = texts[at] if at is not None and at < len(texts) else ""
             if len(text.splitlines()) > 1:
                 raise TableError(shown, "单元格内有换行 (line break in cell)", number, headers[column.field])
             if column.required and not text:
@@ -205,7 +207,7 @@ def _csv_encoding(file: Path) -> str:
     return "utf-8"
 
 
-def _csv_lines(file: Path, shown: str, encoding: str) -> Iterator[str]:
+def _csv_lines(file: Path, shown: str, encoding: str) -> Generator[str]:
     # Decoding line by line (b"\n" is never part of a UTF-8 or GB18030 sequence) gives exact line numbers.
     with file.open("rb") as f:
         for number, line in enumerate(f, start=1):
@@ -216,7 +218,7 @@ def _csv_lines(file: Path, shown: str, encoding: str) -> Iterator[str]:
             yield text.removeprefix("\ufeff") if number == 1 else text
 
 
-def _csv_records(file: Path, shown: str, encoding: str, delimiter: str) -> Iterator[Record]:
+def _csv_records(file: Path, shown: str, encoding: str, delimiter: str) -> Generator[Record]:
     with closing(_csv_lines(file, shown, encoding)) as lines:
         reader = csv.reader(lines, delimiter=delimiter)
         start = 1  # the line where the record starts; a quoted field may span lines
@@ -228,7 +230,7 @@ def _csv_records(file: Path, shown: str, encoding: str, delimiter: str) -> Itera
             raise TableError(shown, f"CSV 格式错误 (malformed CSV: {e})", start) from e
 
 
-def _xlsx_records(file: Path, shown: str, sheet: str | None) -> Iterator[Record]:
+def _xlsx_records(file: Path, shown: str, sheet: str | None) -> Generator[Record]:
     with file.open("rb") as f:
         if f.read(len(_OLE_MAGIC)) == _OLE_MAGIC:
             raise TableError(shown, "这是旧版 .xls 文件，请另存为 .xlsx (legacy .xls file; save it as .xlsx)")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import calendar
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Literal
@@ -12,29 +11,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reminders.config import Config, cron_trigger
-from reminders.intake.importer import active_plan
-from reminders.mail.context import (
-    STATES,
-    DigestContext,
-    Office,
-    ReceiptContext,
-    ReminderContext,
-    TaskLine,
-    UnitNotReported,
-)
+from reminders.mail.context import DigestContext, Office, ReceiptContext, ReminderContext, UnitNotReported
 from reminders.store.models import Leader, Unit
+from reminders.store.plans import active_plan
 from reminders.tracking import links
-from reminders.tracking.status import PlanStatus, load_plan, load_status
+from reminders.tracking.cycles import CycleError, parse_cycle, report_by
+from reminders.tracking.status import PlanStatus, TaskLine, awaiting_report, load_plan, load_status
+from reminders.vocabulary import SETTLED, STATES, Kind, TaskState
 
-Kind = Literal["reminder", "digest", "chase", "receipt"]
 KINDS: tuple[Kind, ...] = ("reminder", "digest")  # what `send --kind all` builds
 SCHEDULED: tuple[Kind, ...] = ("reminder", "digest", "chase")  # the daemon's cron jobs ([schedule] <kind>s / chase)
 BUILT: tuple[Kind, ...] = SCHEDULED  # built from the plan's status; receipts are recorded when a unit submits
 LIST_LIMIT = 100  # a digest names at most this many overdue tasks, due-soon tasks and silent units; counts are whole
-
-
-class CycleError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -47,22 +35,13 @@ class Draft:
     context: ReminderContext | DigestContext | ReceiptContext
 
 
-def parse_cycle(text: str) -> tuple[int, int]:
-    try:
-        year, month = (int(part) for part in text.split("-"))
-        date(year, month, 1)
-    except ValueError:
-        raise CycleError(f"周期应为 YYYY-MM，而不是 “{text}” (cycle must be YYYY-MM)") from None
-    return year, month
-
-
 def fire_time(config: Config, cycle: str, kind: Kind) -> datetime:
     """When the kind's cron fires in the cycle's month (in the schedule's time zone)."""
     year, month = parse_cycle(cycle)
     schedule = config.schedule
     expression = cron_of(config, kind)
     start = datetime(year, month, 1, tzinfo=schedule.tz)
-    fire = cron_trigger(expression, schedule.timezone).get_next_fire_time(None, start)
+    fire: datetime | None = cron_trigger(expression, schedule.timezone).get_next_fire_time(None, start)
     if fire is None or (fire.year, fire.month) != (year, month):
         raise CycleError(f"schedule.{_KEYS[kind]} 在 {cycle} 不触发 (the cron never fires in {cycle}); "
                          "请用 --as-of 指定日期")
@@ -86,11 +65,6 @@ def unit_link(config: Config, unit_id: int, cycle: str) -> str | None:
         return None
     token = links.make_token(secret, unit_id, cycle, links.expiry(cycle, config.web.link_days))
     return links.report_url(config.web.base_url, token)
-
-
-def report_by(config: Config, cycle: str) -> date:
-    year, month = parse_cycle(cycle)
-    return date(year, month, min(config.schedule.report_day, calendar.monthrange(year, month)[1]))
 
 
 def build_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind, ...],
@@ -123,23 +97,27 @@ def build_chases(session: Session, config: Config, cycle: str, as_of: date | Non
     return build_drafts(session, config, cycle, ("chase",), as_of)
 
 
-def _reminders(config: Config, status: PlanStatus, units: list[Unit], cycle: str, office: Office,
+def _reminders(config: Config, status: PlanStatus, units: Sequence[Unit], cycle: str, office: Office,
                chase: bool = False) -> Iterator[Draft]:
-    by = report_by(config, cycle)
+    """Each unit's tasks, lead ones and then co-operated ones in plan order; a chase lists only the lead tasks
+    still awaiting the unit's report."""
     owned: dict[int, list[tuple[TaskLine, Literal["lead", "co"]]]] = {}
-    for line in status.lines:
-        if line.state in ("done", "unassigned") or (chase and line.reported):
-            continue
-        owned.setdefault(status.lead_unit_ids[line.number], []).append((line, "lead"))
-        if chase:
-            continue  # a chase is about the lead unit's own report
-        for unit_id in status.co_unit_ids[line.number]:
-            owned.setdefault(unit_id, []).append((line, "co"))
+    if chase:
+        for unit_id, waiting in awaiting_report(status).items():
+            owned[unit_id] = [(line, "lead") for line in waiting]
+    else:
+        for line in status.lines:
+            if line.state in SETTLED:
+                continue
+            owned.setdefault(status.lead_unit_ids[line.number], []).append((line, "lead"))
+            for unit_id in status.co_unit_ids[line.number]:
+                owned.setdefault(unit_id, []).append((line, "co"))
+    by = report_by(config, cycle)
     for unit in units:
-        lines = owned.pop(unit.id, None)
-        if lines:
+        tasks = owned.pop(unit.id, None)
+        if tasks:
             context = ReminderContext(unit.name, unit.contact, cycle, status.as_of, by, office,
-                                      tuple(_with_role(line, role) for line, role in lines),
+                                      tuple(_with_role(line, role) for line, role in tasks),
                                       unit_link(config, unit.id, cycle))
             yield Draft("chase" if chase else "reminder", cycle, f"unit:{unit.id}", unit.name,
                         tuple(unit.addresses), context)
@@ -149,30 +127,30 @@ def _with_role(line: TaskLine, role: Literal["lead", "co"]) -> TaskLine:
     return replace(line, role=role)
 
 
-def _digests(status: PlanStatus, units: list[Unit], leaders: list[Leader], cycle: str, by: date,
+def _digests(status: PlanStatus, units: Sequence[Unit], leaders: Sequence[Leader], cycle: str, by: date,
              office: Office) -> Iterator[Draft]:
     unit_names = {unit.id: unit.name for unit in units}
     by_leader: dict[str | None, list[TaskLine]] = {}
     for line in status.lines:
         by_leader.setdefault(line.leader, []).append(line)
     for leader in leaders:
-        scope = "all" if leader.scope == "all" else "own"
+        scope: Literal["own", "all"] = "all" if leader.scope == "all" else "own"
         lines = list(status.lines) if scope == "all" else by_leader.get(leader.name, [])
         if not lines:
             continue
-        counts = {state: 0 for state in STATES}
+        counts = dict.fromkeys(STATES, 0)
         for line in lines:
             counts[line.state] += 1
-        overdue = sorted((x for x in lines if x.state == "overdue"), key=lambda x: x.days_left or 0)[:LIST_LIMIT]
-        due_soon = sorted((x for x in lines if x.state == "due_soon"), key=lambda x: x.days_left or 0)[:LIST_LIMIT]
-        missing: dict[int, list[str]] = {}
-        for line in lines:
-            if line.state in ("done", "unassigned") or line.reported:
-                continue
-            missing.setdefault(status.lead_unit_ids[line.number], []).append(line.number)
-        not_reported = tuple(UnitNotReported(unit_names[uid], tuple(numbers)) for uid, numbers in missing.items())
+        overdue = _most_urgent(lines, TaskState.OVERDUE)
+        due_soon = _most_urgent(lines, TaskState.DUE_SOON)
+        not_reported = tuple(UnitNotReported(unit_names[unit_id], tuple(line.number for line in waiting))
+                             for unit_id, waiting in awaiting_report(status, lines).items())
         context = DigestContext(
             leader.name, leader.title, scope, cycle, status.as_of, by, office, len(lines), counts,
             tuple(overdue), tuple(due_soon), not_reported[:LIST_LIMIT], tuple(lines), len(not_reported),
         )
         yield Draft("digest", cycle, f"leader:{leader.id}", leader.name, tuple(leader.addresses), context)
+
+
+def _most_urgent(lines: list[TaskLine], state: TaskState) -> list[TaskLine]:
+    return sorted((line for line in lines if line.state == state), key=lambda line: line.days_left or 0)[:LIST_LIMIT]

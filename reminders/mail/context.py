@@ -9,46 +9,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-State = Literal["unassigned", "done", "overdue", "due_soon", "on_track", "ongoing"]
-STATES: tuple[State, ...] = ("overdue", "due_soon", "on_track", "ongoing", "done", "unassigned")
+from reminders.tracking.status import TaskLine
+from reminders.vocabulary import ReportStatus, TaskState
 
 
 @dataclass(frozen=True)
 class Office:
     name: str
     email: str
-
-
-@dataclass(frozen=True)
-class Progress:
-    reported_on: date
-    unit: str
-    percent: int | None
-    done: bool
-    note: str
-
-
-@dataclass(frozen=True)
-class TaskLine:
-    """One task as a reminder or digest shows it."""
-
-    number: str
-    section: str
-    title: str
-    lead_unit: str | None
-    co_units: tuple[str, ...]
-    leader: str | None
-    deadline: date | None
-    deadline_text: str
-    state: State
-    days_left: int | None  # negative when overdue; None without a deadline
-    reported: bool  # a progress report in the cycle's month
-    latest: Progress | None
-    role: Literal["lead", "co"] | None = None  # the addressed unit's part, in reminders
-
-    @property
-    def days_overdue(self) -> int:
-        return -self.days_left if self.days_left is not None and self.days_left < 0 else 0
 
 
 @dataclass(frozen=True)
@@ -69,7 +37,7 @@ class ReceiptLine:
 
     number: str
     title: str
-    status: str  # progress|done|difficulty|extension
+    status: ReportStatus
     percent: int | None
     note: str
     problems: str
@@ -105,7 +73,7 @@ class DigestContext:
     report_by: date
     office: Office
     total: int
-    counts: dict[str, int]  # state -> number of tasks, every state in STATES present
+    counts: dict[TaskState, int]  # every state present, in the order of vocabulary.STATES
     overdue: tuple[TaskLine, ...]
     due_soon: tuple[TaskLine, ...]
     not_reported: tuple[UnitNotReported, ...]

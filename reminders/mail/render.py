@@ -2,109 +2,37 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from datetime import date
+from dataclasses import fields
 from pathlib import Path
-from typing import Literal
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from reminders.bundle import template_folder
 from reminders.columns import display_width
-from reminders.mail.context import STATES, DigestContext, ReceiptContext, ReminderContext, State
+from reminders.mail.context import DigestContext, ReceiptContext, ReminderContext
 from reminders.mail.mime import RenderedMail
+from reminders.vocabulary import (
+    DEFAULT_LANGUAGE,
+    NO_DEADLINE,
+    NOT_SET,
+    REPORT_STATUS_LABELS,
+    STATES,
+    Kind,
+    Light,
+    TaskState,
+    en_cycle,
+    en_date,
+    language_of,
+    lights,
+    zh_cycle,
+    zh_date,
+)
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
-DEFAULT_LANGUAGE = "zh_CN"
-
-Kind = Literal["reminder", "digest", "chase", "receipt"]
+TEMPLATES_DIR = template_folder("email")
 _CONTEXT_TYPES: dict[str, type] = {
     "reminder": ReminderContext, "digest": DigestContext, "chase": ReminderContext, "receipt": ReceiptContext,
 }
-
-
-@dataclass(frozen=True)
-class Light:
-    colour: str  # CSS colour of the dot and label
-    label: str
-
-
-# State → colour and label. Kept as plain dicts so config can replace them later (DOMAIN.md §7:
-# colour meanings differ between offices).
-LIGHT_COLOURS: dict[State, str] = {
-    "overdue": "#c5221f",  # 红
-    "due_soon": "#b06000",  # 黄 (dark amber: pure yellow is unreadable on white)
-    "on_track": "#137333",  # 绿
-    "ongoing": "#1967d2",  # 蓝
-    "done": "#5f6368",  # 灰
-    "unassigned": "#80868b",  # 灰
-}
-LIGHT_LABELS: dict[str, dict[State, str]] = {
-    "zh_CN": {
-        "overdue": "已逾期",
-        "due_soon": "临期",
-        "on_track": "正常推进",
-        "ongoing": "长期推进",
-        "done": "已办结",
-        "unassigned": "未分工",
-    },
-    "en": {
-        "overdue": "Overdue",
-        "due_soon": "Due soon",
-        "on_track": "On track",
-        "ongoing": "Ongoing",
-        "done": "Done",
-        "unassigned": "Unassigned",
-    },
-}
-
-
-def default_lights(language: str) -> dict[State, Light]:
-    labels = LIGHT_LABELS.get(language, LIGHT_LABELS[DEFAULT_LANGUAGE])
-    return {state: Light(LIGHT_COLOURS[state], labels[state]) for state in STATES}
-
-
-def _cycle_date(cycle: str) -> date:
-    match = re.fullmatch(r"(\d{4})-(\d{2})", cycle)
-    if not match:
-        raise ValueError(f"cycle must look like 2021-06, got {cycle!r}")
-    return date(int(match[1]), int(match[2]), 1)
-
-
-def zh_date(value: date) -> str:
-    return f"{value.year}年{value.month}月{value.day}日"
-
-
-def zh_cycle(cycle: str) -> str:
-    month = _cycle_date(cycle)
-    return f"{month.year}年{month.month}月"
-
-
-# Spelled out rather than strftime("%B"), which follows the process locale.
-_EN_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
-def en_date(value: date) -> str:
-    return f"{value.day} {_EN_MONTHS[value.month - 1]} {value.year}"
-
-
-def en_cycle(cycle: str) -> str:
-    month = _cycle_date(cycle)
-    return f"{_EN_MONTHS[month.month - 1]} {month.year}"
 
 
 def percent(part: int, total: int) -> str:
@@ -129,7 +57,7 @@ class Renderer:
         language: str = DEFAULT_LANGUAGE,
         override_dir: Path | None = None,
         *,
-        lights: Mapping[str, Light] | None = None,
+        state_lights: Mapping[TaskState, Light] | None = None,
     ) -> None:
         languages = {p.name for p in TEMPLATES_DIR.iterdir() if p.is_dir()}
         if language not in languages:
@@ -142,7 +70,7 @@ class Renderer:
                 raise ValueError(f"template override directory {str(override_dir)!r} does not exist")
             search.insert(0, Path(override_dir))
         self.language = language
-        self.lights: Mapping[str, Light] = lights if lights is not None else default_lights(language)
+        self.lights: Mapping[TaskState, Light] = state_lights if state_lights is not None else lights(language)
         missing = set(STATES) - set(self.lights)
         if missing:
             raise ValueError(f"lights lack states {sorted(missing)}")
@@ -156,6 +84,9 @@ class Renderer:
         self.env.filters.update(
             zh_date=zh_date, zh_cycle=zh_cycle, en_date=en_date, en_cycle=en_cycle, percent=percent, wpad=wpad
         )
+        words = language_of(language)
+        self.env.globals.update(states=STATES, lights=self.lights, language=language, no_deadline=NO_DEADLINE[words],
+                                not_set=NOT_SET[words], report_statuses=REPORT_STATUS_LABELS[words])
 
     def render(self, kind: Kind, context: ReminderContext | DigestContext | ReceiptContext) -> RenderedMail:
         expected = _CONTEXT_TYPES.get(kind)
@@ -166,7 +97,7 @@ class Renderer:
         # Fields go in at top level (templates say `unit`, not `ctx.unit`); nested objects stay objects, so
         # properties such as TaskLine.days_overdue work in templates.
         values = {f.name: getattr(context, f.name) for f in fields(context)}
-        values.update(kind=kind, states=STATES, lights=self.lights, language=self.language)
+        values["kind"] = kind
 
         def run(suffix: str) -> str:
             return self.env.get_template(f"{kind}-{suffix}").render(values)

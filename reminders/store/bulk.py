@@ -54,7 +54,7 @@ def delete_in(session: Session, model: type[Any], column: InstrumentedAttribute[
         session.execute(delete(model).where(column.in_(batch)), execution_options={"synchronize_session": False})
 
 
-def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+def changed(old: Mapping[Any, Any], new: Mapping[str, Any]) -> bool:
     """Whether any value of `new` differs from the same key of `old` (a row's mapping)."""
     return any(old[key] != value for key, value in new.items())
 

@@ -11,11 +11,13 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from reminders.errors import ReminderError
+
 MIGRATIONS = "reminders.store:migrations"
 HEAD = "0003"  # the newest migration; a test checks it against Alembic's own answer
 
 
-class SchemaError(Exception):
+class SchemaError(ReminderError):
     pass
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reminders.errors import ReminderError
 from reminders.store.models import User
 
 MIN_PASSWORD = 10
@@ -20,11 +21,11 @@ _N, _R, _P = 2**14, 8, 1
 _DUMMY = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 
-class AccountError(Exception):
+class AccountError(ReminderError):
     pass
 
 
-class LockedOut(Exception):
+class LockedOut(ReminderError):
     def __init__(self, until: datetime) -> None:
         self.until = until
         super().__init__(f"登录失败次数过多，账号锁定至 {until.isoformat(timespec='minutes')} (locked out)")

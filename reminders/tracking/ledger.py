@@ -10,39 +10,34 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from reminders.config import Config
-from reminders.intake.importer import active_plan
-from reminders.mail.context import TaskLine
-from reminders.mail.render import LIGHT_LABELS
-from reminders.tracking.status import load_status
+from reminders.store.plans import active_plan
+from reminders.tracking.status import TaskLine, load_status
+from reminders.vocabulary import LEDGER_FILLS, NO_DEADLINE, TaskState, state_label
 
 HEADERS = ("序号", "部分", "工作任务", "责任领导", "牵头单位", "配合单位", "完成时限", "状态", "最新进展", "报送日期",
            "本月是否报送")
 WIDTHS = (6, 24, 50, 10, 16, 24, 22, 10, 50, 12, 12)
-# Fill colours of the state cell (light shades, so the label stays readable): red, yellow, green, blue, grey.
-FILLS = {"overdue": "F4C7C3", "due_soon": "FCE8B2", "on_track": "B7E1CD", "ongoing": "C9DAF8", "done": "D9D9D9",
-         "unassigned": "EFEFEF"}
 SHEET = "工作台账"
 
 
 @dataclass(frozen=True)
 class LedgerRow:
-    state: str
+    state: TaskState
     cells: tuple[str, ...]
 
 
 def ledger_rows(session: Session, config: Config, today: date) -> list[LedgerRow]:
     status = load_status(session, active_plan(session), today, config.schedule.due_soon_days)
-    labels = LIGHT_LABELS["zh_CN"]
     return [LedgerRow(line.state, (
         line.number, line.section, line.title, line.leader or "", line.lead_unit or "", "、".join(line.co_units),
-        _deadline(line), labels[line.state], _latest(line),
+        _deadline(line), state_label(line.state), _latest(line),
         line.latest.reported_on.isoformat() if line.latest else "", "是" if line.reported else "否",
     )) for line in status.lines]
 
 
 def _deadline(line: TaskLine) -> str:
     if line.deadline is None:
-        return line.deadline_text or "长期坚持"
+        return line.deadline_text or NO_DEADLINE["zh_CN"]
     main = line.deadline.isoformat()
     return f"{main}（{line.deadline_text}）" if line.deadline_text else main
 
@@ -74,8 +69,8 @@ def export_ledger_xlsx(session: Session, config: Config, today: date) -> bytes:
     from openpyxl.utils import get_column_letter
 
     book = Workbook()
-    sheet = book.active
-    sheet.title = SHEET
+    sheet = book.create_sheet(SHEET, 0)
+    book.remove(book.worksheets[1])  # the empty default sheet
     sheet.append(HEADERS)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
@@ -87,7 +82,7 @@ def export_ledger_xlsx(session: Session, config: Config, today: date) -> bytes:
             cell.value = value
             cell.data_type = "s"  # text, always: openpyxl would store a value starting with "=" as a formula
             cell.alignment = Alignment(vertical="top", wrap_text=column in (3, 9))
-        fill = FILLS[row.state]
+        fill = LEDGER_FILLS[row.state]
         sheet.cell(row=index, column=state_column).fill = PatternFill("solid", start_color=fill, end_color=fill)
     sheet.freeze_panes = "A2"
     for column, width in enumerate(WIDTHS, start=1):

@@ -15,6 +15,8 @@ import re
 from datetime import date, timedelta
 from typing import Literal
 
+from reminders.errors import ReminderError
+
 Reason = Literal["malformed", "forged", "expired"]
 _PAYLOAD = re.compile(r"([1-9][0-9]{0,9})\.([0-9]{4}-[0-9]{2})\.([0-9]{4}-[0-9]{2}-[0-9]{2})")
 _MESSAGES: dict[str, str] = {
@@ -24,7 +26,7 @@ _MESSAGES: dict[str, str] = {
 }
 
 
-class LinkError(Exception):
+class LinkError(ReminderError):
     def __init__(self, reason: Reason) -> None:
         self.reason: Reason = reason
         super().__init__(_MESSAGES[reason])

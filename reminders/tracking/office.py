@@ -1,35 +1,25 @@
 """What the supervision office does from the dashboard (and the CLI): close a task (办结), decide extension requests
-(延期), read a task's history, see who has not reported, chase them (催报) and export the ledger (工作台账).
-
-Accounts live in accounts.py and the exports in ledger.py; both are re-exported here, the web app's one entry point.
+(延期), read a task's history and see who has not reported. Accounts are in accounts.py, the ledger in ledger.py, and
+the chase it sends (催报) goes through the outbox (delivery.cycle.send_chase_now).
 """
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reminders.config import Config
-from reminders.delivery import cycle as jobs
-from reminders.intake.importer import active_plan
-from reminders.mail.compose import build_chases, parse_cycle
+from reminders.errors import ReminderError
 from reminders.store.models import Assignment, DeadlineChange, ProgressReport, Task, Unit
-from reminders.tracking.accounts import AccountError, LockedOut, add_user, authenticate
-from reminders.tracking.ledger import export_ledger_csv, export_ledger_xlsx
-from reminders.tracking.status import cycle_of
-
-__all__ = [
-    "AccountError", "Extension", "HistoryChange", "HistoryReport", "LockedOut", "OfficeError", "add_user",
-    "authenticate", "decide_extension", "export_ledger_csv", "export_ledger_xlsx", "mark_done", "not_reported",
-    "pending_extensions", "send_chase_now", "task_history",
-]
+from reminders.store.plans import active_plan
+from reminders.tracking.cycles import cycle_of, day_in_cycle
+from reminders.tracking.status import awaiting_report, load_status
 
 
-class OfficeError(Exception):
+class OfficeError(ReminderError):
     pass
 
 
@@ -177,19 +167,10 @@ def task_history(session: Session, task_number: str) -> list[HistoryReport | His
     return sorted(items, key=lambda item: (item.at, getattr(item, "report_id", 0) or 0), reverse=True)
 
 
-def _as_of(cycle: str, today: date) -> date:
-    """Today, kept inside the cycle's month: a past cycle is judged on its last day."""
-    year, month = parse_cycle(cycle)
-    first, last = date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
-    return min(max(today, first), last)
-
-
 def not_reported(session: Session, config: Config, cycle: str, today: date) -> list[tuple[str, tuple[str, ...]]]:
-    """(unit, task numbers): the units a chase would go to now, each with its lead tasks not reported in the cycle."""
-    drafts = build_chases(session, config, cycle, _as_of(cycle, today))
-    return [(d.recipient_name, tuple(t.number for t in getattr(d.context, "tasks", ()))) for d in drafts]
-
-
-def send_chase_now(engine: Engine, config: Config, cycle: str, today: date) -> jobs.SendResult:
-    """催报 now, through the outbox: one chase per unit and cycle, so a unit chased already is not chased again."""
-    return jobs.send_cycle(engine, config, cycle, ("chase",), _as_of(cycle, today))
+    """(unit, task numbers): the units a chase would go to now, each with its lead tasks not reported in the cycle,
+    in the order of the unit directory."""
+    status = load_status(session, active_plan(session), day_in_cycle(cycle, today), config.schedule.due_soon_days)
+    waiting = awaiting_report(status)
+    names = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(list(waiting)))).all())
+    return [(names[unit_id], tuple(line.number for line in waiting[unit_id])) for unit_id in sorted(waiting)]

@@ -7,12 +7,13 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reminders.intake.importer import active_plan
+from reminders.errors import ReminderError
 from reminders.store.models import Assignment, CoUnit, ProgressReport, Task, Unit
-from reminders.tracking.status import cycle_of
+from reminders.store.plans import active_plan
+from reminders.tracking.cycles import cycle_of
 
 
-class ProgressError(Exception):
+class ProgressError(ReminderError):
     pass
 
 

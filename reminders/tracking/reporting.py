@@ -1,6 +1,6 @@
 """A unit's report form (reached through its signed link) and what a submission records: one progress report per
-answered task, source "web", and a receipt (回执) in the outbox. History is kept: a second submission in the same
-cycle supersedes the first for the task's status, and both stay.
+answered task, source "web" (the web app then queues the receipt, 回执). History is kept: a second submission in
+the same cycle supersedes the first for the task's status, and both stay.
 """
 
 from __future__ import annotations
@@ -14,23 +14,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reminders.config import Config
-from reminders.delivery import outbox
-from reminders.delivery.cycle import render_draft
-from reminders.intake.importer import active_plan
-from reminders.mail.compose import Draft, parse_cycle, report_by, unit_link
-from reminders.mail.context import Office, Progress, ReceiptContext, ReceiptLine, TaskLine
-from reminders.mail.render import Renderer
+from reminders.errors import ReminderError
 from reminders.store.models import ProgressReport, Task, Unit
-from reminders.tracking.status import load_status
+from reminders.store.plans import active_plan
+from reminders.tracking.cycles import parse_cycle, report_by
+from reminders.tracking.status import Progress, TaskLine, load_status
+from reminders.vocabulary import REPORT_STATUS_LABELS, REPORT_STATUSES, SETTLED
 
-STATUSES = ("progress", "done", "difficulty", "extension")
-STATUS_LABELS = {"progress": "推进中", "done": "已完成", "difficulty": "存在困难", "extension": "申请延期"}
 MAX_TEXT = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tab and line feed are allowed; CRLF is made LF first
 FIELD_NAMES = {"note": "进展情况", "problems": "存在问题及需协调事项", "next_steps": "下一步措施", "reason": "延期理由"}
 
 
-class FormError(Exception):
+class FormError(ReminderError):
     """Everything wrong with a submission, keyed "<task>.<field>" ("_form" for the form as a whole)."""
 
     def __init__(self, errors: dict[str, str]) -> None:
@@ -65,7 +61,7 @@ class Answer:
     task: str  # the task number
     note: str  # 进展情况
     percent: int | None
-    status: str  # progress|done|difficulty|extension
+    status: str  # one of vocabulary.REPORT_STATUSES, checked on submission
     problems: str = ""
     next_steps: str = ""
     new_deadline: date | None = None  # with status "extension"
@@ -100,7 +96,7 @@ def unit_form(session: Session, config: Config, unit_id: int, cycle: str, today:
     reports = _cycle_reports(session, plan.id, cycle)
     lead, co = [], []
     for line in status.lines:
-        if line.state in ("done", "unassigned"):
+        if line.state in SETTLED:
             continue
         own = reports.get((line.number, unit_id))
         if status.lead_unit_ids[line.number] == unit_id:
@@ -133,8 +129,8 @@ def _check(answer: Answer, task: FormTask, today: date) -> tuple[dict[str, str],
         errors[f"{key}.note"] = "牵头任务必须填写进展情况 (progress is required for a lead task)"
     if answer.percent is not None and not 0 <= answer.percent <= 100:
         errors[f"{key}.percent"] = "完成百分比应在 0–100 之间 (percent must be 0–100)"
-    if answer.status not in STATUSES:
-        errors[f"{key}.status"] = "状态应为 推进中 / 已完成 / 存在困难 / 申请延期 (unknown status)"
+    if answer.status not in REPORT_STATUSES:
+        errors[f"{key}.status"] = f"状态应为 {' / '.join(REPORT_STATUS_LABELS['zh_CN'].values())} (unknown status)"
     elif answer.status == "extension":
         current = task.line.deadline
         if not lead:
@@ -155,7 +151,7 @@ def _check(answer: Answer, task: FormTask, today: date) -> tuple[dict[str, str],
 
 def submit(session: Session, config: Config, unit_id: int, cycle: str, answers: Sequence[Answer],
            today: date) -> list[int]:
-    """Validate every answer, then record one report per answered task and queue the receipt; returns report ids.
+    """Validate every answer, then record one report per answered task; returns the reports' ids (for the 回执).
 
     Nothing is recorded when anything is wrong: FormError lists every problem at once.
     """
@@ -184,9 +180,7 @@ def submit(session: Session, config: Config, unit_id: int, cycle: str, answers: 
         errors["_form"] = "没有填写任何任务的进展 (nothing to report)"
     if errors:
         raise FormError(errors)
-    ids = _record(session, unit_id, cycle, accepted, today)
-    queue_receipt(session, config, unit_id, cycle, ids)
-    return ids
+    return _record(session, unit_id, cycle, accepted, today)
 
 
 def _record(session: Session, unit_id: int, cycle: str, accepted: list[tuple[FormTask, Answer]],
@@ -205,25 +199,3 @@ def _record(session: Session, unit_id: int, cycle: str, accepted: list[tuple[For
     session.add_all(reports)
     session.flush()
     return [report.id for report in reports]
-
-
-def queue_receipt(session: Session, config: Config, unit_id: int, cycle: str, report_ids: Sequence[int]) -> None:
-    """Record the receipt (回执) of a submission in the outbox; the next send of kind "receipt" delivers it."""
-    if not report_ids:
-        return
-    unit = _unit(session, unit_id)
-    rows = session.execute(
-        select(ProgressReport, Task.number, Task.title).join(Task, Task.id == ProgressReport.task_id)
-        .where(ProgressReport.id.in_(list(report_ids))).order_by(ProgressReport.id)
-    ).all()
-    lines = tuple(ReceiptLine(number, title, r.status, r.percent, r.note, r.problems, r.next_steps,
-                              r.requested_deadline, r.request_reason) for r, number, title in rows)
-    recorded_on = max(r.reported_on for r, _, _ in rows)
-    context = ReceiptContext(unit.name, unit.contact, cycle, recorded_on,
-                             Office(config.office.name, config.office.email), lines,
-                             unit_link(config, unit_id, cycle))
-    draft = Draft("receipt", cycle, f"unit:{unit_id}:receipt:{min(report_ids)}", unit.name,
-                  tuple(unit.addresses), context)
-    renderer = Renderer(config.mail.language, config.mail.templates)
-    outbox.record(session, [render_draft(config, renderer, draft, datetime.now(config.schedule.tz))])
-

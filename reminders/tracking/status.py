@@ -6,32 +6,63 @@ is read per day (`load_status`), so a cycle computing reminders and digests for 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from reminders.mail.context import Progress, State, TaskLine
 from reminders.store.models import Assignment, CoUnit, Leader, Plan, ProgressReport, Section, Task, Unit
+from reminders.tracking.cycles import cycle_of
+from reminders.vocabulary import SETTLED, TaskState
 
 
-def cycle_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
+@dataclass(frozen=True)
+class Progress:
+    reported_on: date
+    unit: str
+    percent: int | None
+    done: bool
+    note: str
 
 
-def task_state(deadline: date | None, assigned: bool, done: bool, as_of: date, due_soon_days: int) -> State:
+@dataclass(frozen=True)
+class TaskLine:
+    """One task as it stands on a day: what reminders, digests, the form, the dashboard and the ledger show."""
+
+    number: str
+    section: str
+    title: str
+    lead_unit: str | None
+    co_units: tuple[str, ...]
+    leader: str | None
+    deadline: date | None
+    deadline_text: str
+    state: TaskState
+    days_left: int | None  # negative when overdue; None without a deadline
+    reported: bool  # a report by the lead unit in the day's month
+    latest: Progress | None
+    role: Literal["lead", "co"] | None = None  # the addressed unit's part, in reminders and its form
+
+    @property
+    def days_overdue(self) -> int:
+        return -self.days_left if self.days_left is not None and self.days_left < 0 else 0
+
+
+def task_state(deadline: date | None, assigned: bool, done: bool, as_of: date, due_soon_days: int) -> TaskState:
     if not assigned:
-        return "unassigned"
+        return TaskState.UNASSIGNED
     if done:
-        return "done"
+        return TaskState.DONE
     if deadline is None:
-        return "ongoing"
+        return TaskState.ONGOING
     if deadline < as_of:
-        return "overdue"
+        return TaskState.OVERDUE
     if (deadline - as_of).days <= due_soon_days:
-        return "due_soon"
-    return "on_track"
+        return TaskState.DUE_SOON
+    return TaskState.ON_TRACK
 
 
 @dataclass(frozen=True)
@@ -129,7 +160,9 @@ def _progress(session: Session, plan: Plan, as_of: date) -> tuple[dict[int, Prog
 def load_status(session: Session, plan: Plan | LoadedPlan, as_of: date, due_soon_days: int) -> PlanStatus:
     loaded = plan if isinstance(plan, LoadedPlan) else load_plan(session, plan)
     latest, done, reported = _progress(session, loaded.plan, as_of)
-    lines, leads, cos = [], {}, {}
+    lines: list[TaskLine] = []
+    leads: dict[str, int] = {}
+    cos: dict[str, tuple[int, ...]] = {}
     for task in loaded.tasks:
         assigned = task.lead_unit_id is not None
         deadline = task.deadline
@@ -140,10 +173,20 @@ def load_status(session: Session, plan: Plan | LoadedPlan, as_of: date, due_soon
             days_left=(deadline - as_of).days if deadline else None,
             reported=task.id in reported, latest=latest.get(task.id),
         ))
-        if assigned:
+        if task.lead_unit_id is not None:
             leads[task.number] = task.lead_unit_id
             cos[task.number] = task.co_unit_ids
     return PlanStatus(loaded.plan, as_of, tuple(lines), leads, cos)
+
+
+def awaiting_report(status: PlanStatus, lines: Iterable[TaskLine] | None = None) -> dict[int, list[TaskLine]]:
+    """Lead unit id -> its tasks among `lines` (default: the whole plan) that still ask for a report this month and
+    have none of the lead unit's own: the units a chase goes to and a digest names as not reported."""
+    waiting: dict[int, list[TaskLine]] = {}
+    for line in status.lines if lines is None else lines:
+        if line.state not in SETTLED and not line.reported:
+            waiting.setdefault(status.lead_unit_ids[line.number], []).append(line)
+    return waiting
 
 
 def as_json(line: TaskLine) -> dict[str, object]:

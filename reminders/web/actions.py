@@ -1,6 +1,6 @@
 """What the office changes from the dashboard: chase now (催报), close a task (办结), decide an extension (延期),
-and the ledger's exports. Each is one call into `reminders.tracking.office`; every POST passed `signed_in`'s CSRF
-check.
+and the ledger's exports. Each is one call into tracking (office, ledger) or delivery (the chase); every POST passed
+`signed_in`'s CSRF check.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from reminders.config import ConfigError
-from reminders.delivery.smtp import DeliveryError
-from reminders.tracking import office
+from reminders.delivery.cycle import send_chase_now
+from reminders.errors import ReminderError
+from reminders.tracking import ledger, office
+from reminders.tracking.cycles import cycle_of
 from reminders.tracking.reporting import MAX_TEXT
-from reminders.tracking.status import cycle_of
 from reminders.web.admin import refused, signed_in
 from reminders.web.pages import WebApp
 from reminders.web.security import WebSession
@@ -35,8 +35,8 @@ def _too_long(app: WebApp, request: Request, back: str) -> Response:
 async def _chase(request: Request, app: WebApp, session: WebSession) -> Response:
     cycle, today = cycle_of(app.today()), app.today()
     try:
-        result = await run_in_threadpool(office.send_chase_now, app.engine, app.config, cycle, today)
-    except (DeliveryError, ConfigError, OSError) as exc:
+        result = await run_in_threadpool(send_chase_now, app.engine, app.config, cycle, today)
+    except (ReminderError, OSError) as exc:
         return refused(app, request, "催报未能发出", f"邮件服务器出错：{exc}。催报已记入发件箱，稍后会重试。", 502,
                        "/admin/not-reported")
     if result.failed:
@@ -83,14 +83,14 @@ def _attachment(name: str) -> str:
 
 async def _export_xlsx(request: Request, app: WebApp, session: WebSession) -> Response:
     today = app.today()
-    content = await app.db(lambda s: office.export_ledger_xlsx(s, app.config, today))
+    content = await app.db(lambda s: ledger.export_ledger_xlsx(s, app.config, today))
     return Response(content, media_type=XLSX,
                     headers={"content-disposition": _attachment(f"工作台账-{today.isoformat()}.xlsx")})
 
 
 async def _export_csv(request: Request, app: WebApp, session: WebSession) -> Response:
     today = app.today()
-    content = await app.db(lambda s: office.export_ledger_csv(s, app.config, today))
+    content = await app.db(lambda s: ledger.export_ledger_csv(s, app.config, today))
     return Response(content.encode("utf-8"), media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": _attachment(f"工作台账-{today.isoformat()}.csv")})
 

@@ -9,10 +9,12 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from reminders.intake.importer import active_plan
-from reminders.mail.context import STATES
+from reminders.store.plans import active_plan
 from reminders.tracking import office
-from reminders.tracking.status import PlanStatus, cycle_of, load_status
+from reminders.tracking.accounts import LockedOut, authenticate
+from reminders.tracking.cycles import cycle_of
+from reminders.tracking.status import PlanStatus, load_status
+from reminders.vocabulary import STATES
 from reminders.web.pages import WebApp, web
 from reminders.web.security import WebSession, clear_session, csrf_ok, current_session, new_session, set_session
 
@@ -76,8 +78,8 @@ async def login(request: Request) -> Response:
     username = username if isinstance(username, str) else ""
     password = password if isinstance(password, str) else ""
     try:
-        ok = await app.db(lambda s: office.authenticate(s, username.strip(), password, now))
-    except office.LockedOut as exc:
+        ok = await app.db(lambda s: authenticate(s, username.strip(), password, now))
+    except LockedOut as exc:
         until = exc.until.astimezone(app.config.schedule.tz).strftime("%H:%M")
         return refused(app, request, "账号已锁定", f"登录失败次数过多，请于 {until} 后再试，或联系管理员。", 429,
                        "/admin/login")

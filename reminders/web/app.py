@@ -6,6 +6,7 @@ cookie, so the app refuses to start without it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -18,9 +19,12 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from reminders.config import Config, ConfigError
+from reminders.errors import ReminderError
 from reminders.web import actions, admin, unit
 from reminders.web.pages import WebApp, make_env, web
 from reminders.web.security import SecurityHeaders, Signer
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # a month's report of every task fits many times over
 ERRORS = {
@@ -52,6 +56,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
                              exc.status_code)
 
 
+async def refusal(request: Request, exc: Exception) -> Response:
+    """A ReminderError that reached the top (no plan imported yet, a database not upgraded): the office sees what it
+    says, since it can act on it; a unit's page says only to ask the office, and the log keeps the message."""
+    assert isinstance(exc, ReminderError)
+    log.warning("%s %s refused: %s", request.method, request.url.path, exc)
+    explanation = str(exc) if request.url.path.startswith("/admin") else "请联系督查室。"
+    return web(request).page(request, "error.html", {"headline": "暂时无法处理", "explanation": explanation,
+                                                     "back": None}, 409)
+
+
 def routes() -> list[Route]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
@@ -81,6 +95,6 @@ def create_app(config: Config, engine: Engine, clock: Callable[[], datetime] = _
                           f"环境变量 {config.web.secret_env} 未设置，网页服务需要它签名链接和登录会话 "
                           "(the web secret is not set)")
     app = Starlette(routes=routes(), middleware=[Middleware(SecurityHeaders)],
-                    exception_handlers={HTTPException: http_error}, max_body_size=MAX_BODY)
+                    exception_handlers={HTTPException: http_error, ReminderError: refusal}, max_body_size=MAX_BODY)
     app.state.web = WebApp(config, engine, secret, Signer(secret), make_env(config.mail.language), clock)
     return app

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -15,13 +14,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from reminders.bundle import template_folder
 from reminders.config import Config
-from reminders.mail.render import default_lights, zh_cycle, zh_date
 from reminders.store.db import session_scope
-from reminders.tracking.reporting import MAX_TEXT, STATUS_LABELS
+from reminders.tracking.reporting import MAX_TEXT
+from reminders.vocabulary import NO_DEADLINE, REPORT_STATUS_LABELS, language_of, lights, zh_cycle, zh_date
 from reminders.web.security import Signer
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "web"
+TEMPLATES_DIR = template_folder("web")
 T = TypeVar("T")
 
 
@@ -60,7 +60,9 @@ def make_env(language: str) -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), undefined=StrictUndefined, autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(zh_date=zh_date, zh_cycle=zh_cycle, iso=_iso)
-    env.globals.update(lights=default_lights(language), status_labels=STATUS_LABELS, max_text=MAX_TEXT)
+    words = language_of(language)
+    env.globals.update(lights=lights(language), status_labels=REPORT_STATUS_LABELS[words], max_text=MAX_TEXT,
+                       no_deadline=NO_DEADLINE[words])
     return env
 
 

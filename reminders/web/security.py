@@ -69,10 +69,11 @@ class Signer:
             return None
         try:
             data = json.loads(payload)
-            session = WebSession(data["u"], str(data["c"]), datetime.fromisoformat(data["t"]))
+            user = data["u"]
+            if user is not None and not isinstance(user, str):
+                return None
+            session = WebSession(user, str(data["c"]), datetime.fromisoformat(data["t"]))
         except (ValueError, KeyError, TypeError):
-            return None
-        if session.user is not None and not isinstance(session.user, str):
             return None
         if not session.issued <= now < session.issued + LIFETIME:
             return None

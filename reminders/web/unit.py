@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 from datetime import date
 
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reminders.config import ConfigError
 from reminders.delivery import cycle as jobs
-from reminders.delivery.smtp import DeliveryError
+from reminders.errors import ReminderError
 from reminders.tracking import links, reporting
 from reminders.tracking.reporting import Answer, FormError, UnitForm
 from reminders.web.pages import WebApp, web
@@ -79,7 +79,9 @@ def _text(data: FormData, name: str) -> str:
 def parse_answers(form: UnitForm, data: FormData) -> tuple[list[Answer], dict[str, str], dict[str, str]]:
     """One Answer per task on the form (fields for other tasks are ignored), the raw values to show again, and the
     fields that could not even be read (a percent that is not a number, a date that is not a date)."""
-    answers, values, errors = [], {}, {}
+    answers: list[Answer] = []
+    values: dict[str, str] = {}
+    errors: dict[str, str] = {}
     for task in form.tasks:
         key = task.line.number
         raw = {name: _text(data, f"{key}.{name}") for name in FIELDS}
@@ -106,8 +108,14 @@ def _deliver_receipts(app: WebApp, cycle: str) -> None:
     """Send the receipt just recorded; if the mail server is down it stays pending for the next send."""
     try:
         jobs.deliver_pending(app.engine, app.config, cycle, ("receipt",))
-    except (DeliveryError, ConfigError, OSError):  # the report is recorded; a late receipt is no error page
+    except (ReminderError, OSError):  # the report is recorded; a late receipt is no error page
         log.exception("receipt delivery failed for cycle %s; it stays in the outbox", cycle)
+
+
+def _record(session: Session, app: WebApp, form: UnitForm, answers: list[Answer], today: date) -> None:
+    """The reports and their receipt, in one transaction: a receipt is never queued for reports not recorded."""
+    ids = reporting.submit(session, app.config, form.unit_id, form.cycle, answers, today)
+    jobs.queue_receipt(session, app.config, form.unit_id, form.cycle, ids)
 
 
 async def submit(request: Request) -> Response:
@@ -120,7 +128,7 @@ async def submit(request: Request) -> Response:
         answers, values, errors = parse_answers(form, data)
     if not errors:
         try:
-            await app.db(lambda s: reporting.submit(s, app.config, form.unit_id, form.cycle, answers, today))
+            await app.db(lambda s: _record(s, app, form, answers, today))
         except FormError as exc:
             errors = exc.errors
     if errors:
