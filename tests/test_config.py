@@ -17,7 +17,7 @@ def write(tmp_path: Path, text: str) -> str:
 def test_it_loads_the_example_config() -> None:
     loaded = config.load(str(ROOT / "config.example.toml"))
     assert loaded.schedule.timezone == "Asia/Shanghai"
-    assert loaded.delivery.transport in ("smtp", "maildir")
+    assert loaded.delivery.transport == "maildir"
 
 
 def test_it_defaults_to_a_sqlite_file_beside_the_config(tmp_path: Path) -> None:

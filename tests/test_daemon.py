@@ -1,48 +1,101 @@
-"""The scheduler daemon as a real process: catch-up on start, job errors logged, clean stop on SIGTERM."""
+"""The scheduler daemon as a real process: catch-up on start, job errors logged, clean stop on SIGTERM; and the
+every-minute job that sends the receipts (回执) units' submissions recorded."""
 
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from reminders import config as config_module
-from reminders.daemon import missed_fire_times
+from reminders.daemon import build_scheduler, deliver_receipts, missed_fire_times
+from reminders.delivery import cycle as jobs
+from reminders.store.db import session_scope
+from reminders.store.models import OutboxMessage
+from reminders.tracking.reporting import Answer, submit
 from tests.conftest import EXAMPLES, Cli, write_config
 from tests.smtpserver import RecordingServer
+from tests.webenv import library, parsed
 
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-def daemon(config: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "reminders", "--config", str(config), "run"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
 
 
-def stop(process: subprocess.Popen[str]) -> str:
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=20)
-    assert process.returncode == 0, output
-    return output
+class Daemon:
+    """`reminders run` as a process of its own, its log read line by line as it comes."""
+
+    def __init__(self, config: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "reminders", "--config", str(config), "run"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str) -> None:
+        """Until the daemon has logged `text`; fails at once, with its log, if it exits first."""
+        def logged() -> bool:
+            if text in self.output:
+                return True
+            if self.process.poll() is not None:
+                self._reader.join(timeout=20)
+                if text not in self.output:
+                    raise AssertionError(f"the daemon exited ({self.process.returncode}) before logging {text!r}:\n"
+                                         f"{self.output}")
+            return False
+
+        wait_for(logged, repr(text))
+
+    def stop(self) -> str:
+        """SIGTERM, then the whole log once it has exited cleanly."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=20)
+        self._reader.join(timeout=20)
+        assert self.process.returncode == 0, self.output
+        return self.output
+
+
+@pytest.fixture
+def start_daemon() -> Iterator[Callable[[Path], Daemon]]:
+    """Starts daemons; any a failed test left running is killed."""
+    started: list[Daemon] = []
+
+    def start(config: Path) -> Daemon:
+        started.append(Daemon(config))
+        return started[-1]
+
+    yield start
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait(timeout=20)
 
 
 def test_it_finds_the_fire_times_missed_within_the_grace(tmp_path: Path) -> None:
@@ -51,8 +104,10 @@ def test_it_finds_the_fire_times_missed_within_the_grace(tmp_path: Path) -> None
     now = datetime(2021, 6, 21, 8, 0, tzinfo=TZ)
     assert missed_fire_times(config, now) == [("reminder", datetime(2021, 6, 20, 9, 0, tzinfo=TZ))]
     assert missed_fire_times(config, datetime(2021, 6, 24, 9, 0, 1, tzinfo=TZ)) == []  # beyond 72 h
-    both = missed_fire_times(config, datetime(2021, 6, 26, 10, 0, tzinfo=TZ))
-    assert [kind for kind, _ in both] in (["reminder", "digest", "chase"], ["digest", "chase"])  # chase: 10:00
+    # At 10:00 on the 26th: the digests (09:00) and the chase (its default, 10:00, fires that very moment); the
+    # reminders of the 20th are six days old.
+    assert missed_fire_times(config, datetime(2021, 6, 26, 10, 0, tzinfo=TZ)) == [
+        ("digest", datetime(2021, 6, 26, 9, 0, tzinfo=TZ)), ("chase", datetime(2021, 6, 26, 10, 0, tzinfo=TZ))]
 
 
 def _catch_up_config(tmp_path: Path, db_url: str, smtp: RecordingServer) -> Path:
@@ -61,63 +116,84 @@ def _catch_up_config(tmp_path: Path, db_url: str, smtp: RecordingServer) -> Path
     text = path.read_text(encoding="utf-8")
     text = text.replace('reminders = "0 9 20 * *"', 'reminders = "0 0 * * *"')
     text = text.replace('digests = "0 9 26 * *"', 'digests = "0 0 * * *"')
-    text += 'chase = "0 0 1 1 *"\n'  # not today: the catch-up below is about reminders and digests
+    # Ten days ago, beyond the grace: the catch-up below is about reminders and digests.
+    chase = datetime.now(TZ).date() - timedelta(days=10)
+    text += f'chase = "0 0 {chase.day} {chase.month} *"\n'
     path.write_text(text, encoding="utf-8")
     return path
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_it_catches_up_a_missed_cycle_once_and_stops_cleanly(tmp_path: Path, db_url: str,
-                                                             smtp: RecordingServer) -> None:
-    path = _catch_up_config(tmp_path, db_url, smtp)
-    cli = Cli(path)
-    cli("init")
-    cli("import-plan", str(EXAMPLES / "plan-2021.txt"))
-    cli("import-leaders", str(EXAMPLES / "leaders.csv"))
-    cli("import-units", str(EXAMPLES / "units.csv"))
-    cli("import-assignments", str(EXAMPLES / "assignments.csv"))
+def _this_cycle() -> str:
+    """The month whose midnight run a daemon started now catches up."""
+    return datetime.now(TZ).strftime("%Y-%m")
 
-    first = daemon(path)
-    wait_for(lambda: len(smtp.messages) >= 11)
-    time.sleep(0.5)
-    output = stop(first)
+
+def _load_examples(cli: Cli) -> None:
+    cli("init")
+    for command, name in (("import-plan", "plan-2021.txt"), ("import-leaders", "leaders.csv"),
+                          ("import-units", "units.csv"), ("import-assignments", "assignments.csv")):
+        cli(command, str(EXAMPLES / name))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_it_catches_up_a_missed_cycle_once_and_stops_cleanly(tmp_path: Path, db_url: str, smtp: RecordingServer,
+                                                             start_daemon: Callable[[Path], Daemon]) -> None:
+    path = _catch_up_config(tmp_path, db_url, smtp)
+    _load_examples(Cli(path))
+    cycle = _this_cycle()
+
+    first = start_daemon(path)
+    first.wait_for(f"job reminder: cycle {cycle} recorded 7, sent 7, skipped 0, failed 0")
+    first.wait_for(f"job digest: cycle {cycle} recorded 4, sent 4, skipped 0, failed 0")
+    output = first.stop()
     assert "catching up reminder" in output and "catching up digest" in output
     assert "scheduled monthly reminders: next run" in output
     assert "stopped" in output
     assert len(smtp.messages) == 11
 
-    second = daemon(path)  # a restart within the grace finds the cycle already sent
-    time.sleep(3)
-    output = stop(second)
-    assert "sent 0" in output
+    second = start_daemon(path)  # a restart within the grace finds the cycle already sent
+    second.wait_for(f"job reminder: cycle {cycle} recorded 0, sent 0, skipped 7, failed 0")
+    second.wait_for(f"job digest: cycle {cycle} recorded 0, sent 0, skipped 4, failed 0")
+    output = second.stop()
+    assert "catching up reminder" in output and "catching up digest" in output
     assert len(smtp.messages) == 11
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_it_logs_a_failing_job_with_its_traceback_and_keeps_running(tmp_path: Path, db_url: str,
-                                                                    smtp: RecordingServer) -> None:
+def test_it_logs_a_failing_job_with_its_traceback_and_keeps_running(
+    tmp_path: Path, db_url: str, smtp: RecordingServer, start_daemon: Callable[[Path], Daemon]
+) -> None:
     path = _catch_up_config(tmp_path, db_url, smtp)
     Cli(path)("init")  # no plan imported: the job fails
-    process = daemon(path)
-    time.sleep(3)
-    assert process.poll() is None  # still running after the failure
-    output = stop(process)
-    assert "job catch-up-reminder failed" in output and "Traceback" in output and "no plan imported yet" in output
+    process = start_daemon(path)
+    process.wait_for("job catch-up-reminder failed")
+    process.wait_for("job catch-up-digest failed")
+    assert process.process.poll() is None  # still running after the failures
+    output = process.stop()
+    assert "Traceback" in output and "no plan imported yet" in output
+    assert f"signal {signal.SIGTERM.value}: stopping" in output  # it was alive to take the signal
+    assert output.rstrip().endswith("stopped")
 
 
-def _run_briefly(config: config_module.Config, engine: Engine, seconds: float = 1.5, **kwargs: Any) -> None:
-    import threading
-
+def _run_until(config: config_module.Config, engine: Engine, done: Callable[[], bool], what: str,
+               **kwargs: Any) -> None:
+    """Run the daemon in a thread until `done()`, then stop it as SIGTERM would."""
     from reminders.daemon import run_daemon
 
     stop = threading.Event()
     thread = threading.Thread(target=run_daemon, args=(config, engine, stop), kwargs=kwargs)
     thread.start()
-    time.sleep(seconds)
-    assert thread.is_alive()  # the daemon keeps running whatever its jobs met
-    stop.set()
-    thread.join(timeout=20)
+    try:
+        wait_for(lambda: done() or not thread.is_alive(), what)
+        assert thread.is_alive()  # the daemon keeps running whatever its jobs met
+    finally:
+        stop.set()
+        thread.join(timeout=20)
     assert not thread.is_alive()
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in list(caplog.records)]
 
 
 def test_it_retries_a_job_when_the_database_is_unreachable_and_keeps_running(
@@ -131,12 +207,17 @@ def test_it_retries_a_job_when_the_database_is_unreachable_and_keeps_running(
     path.write_text(text, encoding="utf-8")
     config = config_module.load(str(path))
     caplog.set_level("INFO", logger="reminders")
-    _run_briefly(config, make_engine(config.database_url), retry=Retry(attempts=3, delay=0.05))
-    unreachable = [m for r in caplog.records if "job reminder: database" in (m := r.getMessage())]
-    assert len(unreachable) == 3 and "attempt 3/3" in unreachable[-1]
-    assert any("giving up on cycle" in r.getMessage() and "reminders send --cycle" in r.getMessage()
-               for r in caplog.records)
-    assert "s3cret" not in caplog.text and "ducha:***@127.0.0.1:1" in caplog.text
+    cycle = _this_cycle()
+    giving_up = (f"job reminder: giving up on cycle {cycle}; send it by hand: "
+                 f"reminders send --cycle {cycle} --kind reminders")
+    _run_until(config, make_engine(config.database_url), lambda: giving_up in _messages(caplog), repr(giving_up),
+               retry=Retry(attempts=3, delay=0.05))
+    unreachable = [m for m in _messages(caplog) if m.startswith("job reminder: database")]
+    assert [m.split(" unreachable ")[1].split(":")[0] for m in unreachable] == [
+        "(attempt 1/3)", "(attempt 2/3)", "(attempt 3/3)"]
+    assert all(m.startswith("job reminder: database postgresql://ducha:***@127.0.0.1:1/reminders unreachable")
+               for m in unreachable)
+    assert "s3cret" not in caplog.text
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -152,24 +233,93 @@ def test_it_logs_a_cycle_missed_beyond_the_grace_with_the_command_to_send_it(
     engine = db.make_engine(config.database_url)
     db.upgrade(engine)
     caplog.set_level("INFO", logger="reminders")
-    _run_briefly(config, engine, seconds=0.5)
+    # The missed runs are logged before the scheduler starts, and it logs its jobs as it starts.
+    _run_until(config, engine, lambda: any(m.startswith("scheduled ") for m in _messages(caplog)),
+               "the scheduler to start")
     year = datetime.now(TZ).year
-    missed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("missed:")]
-    assert any(f"reminders send --cycle {year}-01 --kind reminders" in m for m in missed)
-    assert not any("catching up" in r.getMessage() for r in caplog.records)
+    missed = [m for m in _messages(caplog) if m.startswith("missed: the reminder run")]
+    assert missed == [f"missed: the reminder run of {year}-01 ({datetime(year, 1, 1, tzinfo=TZ).isoformat()}) is older "
+                      f"than misfire_grace (1s) and was not sent; send it by hand: "
+                      f"reminders send --cycle {year}-01 --kind reminders"]
+    assert not any("catching up" in m for m in _messages(caplog))
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_it_stops_on_sigterm_while_a_job_is_finishing(tmp_path: Path, db_url: str, smtp: RecordingServer) -> None:
+def test_it_stops_on_sigterm_while_a_job_is_finishing(tmp_path: Path, db_url: str, smtp: RecordingServer,
+                                                      start_daemon: Callable[[Path], Daemon]) -> None:
     """A job that ends during shutdown must not deadlock the scheduler (its listener once took the job store lock)."""
     path = _catch_up_config(tmp_path, db_url, smtp)
-    cli = Cli(path)
-    cli("init")
-    for command, name in (("import-plan", "plan-2021.txt"), ("import-leaders", "leaders.csv"),
-                          ("import-units", "units.csv"), ("import-assignments", "assignments.csv")):
-        cli(command, str(EXAMPLES / name))
+    _load_examples(Cli(path))
     smtp.delay_replies(0.05)  # the catch-up is still sending when SIGTERM arrives
-    process = daemon(path)
-    wait_for(lambda: len(smtp.messages) >= 1)
-    output = stop(process)
+    process = start_daemon(path)
+    wait_for(lambda: len(smtp.messages) >= 1, "the first message")
+    output = process.stop()
     assert "stopped" in output
+
+
+# The receipts (回执) --------------------------------------------------------------------------------------------
+
+
+def _receipts(engine: Engine) -> list[tuple[str, str, str]]:
+    with session_scope(engine) as session:
+        rows = session.execute(select(OutboxMessage.recipient_name, OutboxMessage.cycle, OutboxMessage.state)
+                               .where(OutboxMessage.kind == "receipt").order_by(OutboxMessage.id))
+        return [(name, cycle, state) for name, cycle, state in rows]
+
+
+def _submit(cli: Cli, unit: str, cycle: str, today: date, *answers: Answer) -> None:
+    """What the web app does with a submission: record the reports, and their receipt in the same transaction."""
+    env = library(cli)
+    with session_scope(env.engine) as session:
+        ids = submit(session, env.config, env.unit_id(unit), cycle, answers, today)
+        jobs.queue_receipt(session, env.config, env.unit_id(unit), cycle, ids)
+
+
+def test_it_delivers_the_receipts_of_this_month_and_last_once_however_often_the_job_runs(
+    loaded: Cli, smtp: RecordingServer
+) -> None:
+    env = library(loaded)
+    today = datetime.now(TZ).date()
+    this_month = today.strftime("%Y-%m")
+    last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    _submit(loaded, "政策法规处", this_month, today, Answer("14", "已起草", 60, "progress"),
+            Answer("15", "推进中", None, "progress"))
+    _submit(loaded, "信息中心", last_month, today, Answer("13", "完成招标", 70, "progress"))  # a late report
+    assert _receipts(env.engine) == [("政策法规处", this_month, "pending"), ("信息中心", last_month, "pending")]
+
+    deliver_receipts(env.config, env.engine)
+    assert sorted((m.recipients, str(parsed(m.data)["Subject"]).startswith("【回执】")) for m in smtp.messages) == [
+        (("fagui@example.org", "fagui.backup@example.org"), True), (("xinxi@example.org",), True)]
+    assert _receipts(env.engine) == [("政策法规处", this_month, "sent"), ("信息中心", last_month, "sent")]
+
+    deliver_receipts(env.config, env.engine)
+    assert len(smtp.messages) == 2  # once only
+    assert _receipts(env.engine) == [("政策法规处", this_month, "sent"), ("信息中心", last_month, "sent")]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_it_schedules_the_receipt_job_every_minute(loaded: Cli, smtp: RecordingServer) -> None:
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    env = library(loaded)
+    today = datetime.now(TZ).date()
+    _submit(loaded, "信息中心", today.strftime("%Y-%m"), today, Answer("13", "完成招标", 70, "progress"))
+    scheduler = build_scheduler(env.config, env.engine)
+    job = scheduler.get_job("receipts")
+    assert job is not None and job.func is deliver_receipts and job.args == (env.config, env.engine)
+    assert isinstance(job.trigger, IntervalTrigger) and job.trigger.interval == timedelta(minutes=1)
+
+    runs: list[Any] = []
+    scheduler.add_listener(lambda event: runs.append(event) if event.job_id == "receipts" else None,
+                           EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    scheduler.start()
+    try:
+        for run in (1, 2):  # the scheduler runs the job now rather than in a minute, twice
+            scheduler.modify_job("receipts", next_run_time=datetime.now(TZ))
+            wait_for(lambda run=run: len(runs) == run, f"run {run} of the receipt job")
+            assert runs[-1].exception is None
+            assert [m.recipients for m in smtp.messages] == [("xinxi@example.org",)]
+    finally:
+        scheduler.shutdown(wait=True)
+    assert _receipts(env.engine) == [("信息中心", today.strftime("%Y-%m"), "sent")]

@@ -14,7 +14,9 @@ import os
 import re
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -24,11 +26,13 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine, select, text
 
 from reminders import config as config_module
 from reminders.cli.app import cli
 from reminders.config import ConfigError
 from reminders.intake.planparse import MAX_LINE, ParsedPlan, PlanError, read_plan
+from reminders.store.models import Base
 from tests.conftest import EXAMPLES, write_config
 
 PLAN = (EXAMPLES / "plan-2021.txt").read_bytes()
@@ -177,22 +181,26 @@ def test_it_parses_or_refuses_any_plan_file_naming_the_file_and_line(data: bytes
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class LoadedDatabase:
-    """A SQLite database holding the example plan and tables; each example works on a fresh copy of it."""
+EXAMPLE_IMPORTS = [
+    ("import-plan", EXAMPLES / "plan-2021.txt"),
+    ("import-leaders", EXAMPLES / "leaders.csv"),
+    ("import-units", EXAMPLES / "units.csv"),
+    ("import-assignments", EXAMPLES / "assignments.csv"),
+]
 
-    def __init__(self, folder: Path) -> None:
+
+class LoadedDatabase:
+    """A database holding a plan and its tables (the examples unless told); on SQLite each example works on a fresh
+    copy of it."""
+
+    def __init__(self, folder: Path, imports: Sequence[tuple[str, Path]] = EXAMPLE_IMPORTS,
+                 url: str | None = None) -> None:
         self.folder = folder
         self.template = folder / "template.sqlite3"
         self.runner = CliRunner()
-        config = write_config(folder / "template.toml", f"sqlite:///{self.template}")
-        for args in (
-            ["init"],
-            ["import-plan", str(EXAMPLES / "plan-2021.txt")],
-            ["import-leaders", str(EXAMPLES / "leaders.csv")],
-            ["import-units", str(EXAMPLES / "units.csv")],
-            ["import-assignments", str(EXAMPLES / "assignments.csv")],
-        ):
-            result = self.runner.invoke(cli, ["--config", str(config), *args], catch_exceptions=False)
+        self.config = write_config(folder / "template.toml", url or f"sqlite:///{self.template}")
+        for args in (["init"], *([command, str(path)] for command, path in imports)):
+            result = self.runner.invoke(cli, ["--config", str(self.config), *args], catch_exceptions=False)
             assert result.exit_code == 0, result.output
 
     def copy(self) -> tuple[Path, Path]:
@@ -375,6 +383,235 @@ def test_it_imports_or_refuses_any_xlsx_table_and_writes_nothing_when_refused(
 ) -> None:
     content = example_xlsx(table) if data is None else data.draw(xlsx_bytes(table))
     import_and_check(loaded_db, f"import-{table}", f"{table}.xlsx", content)
+
+
+# One bad cell deep inside a valid table ------------------------------------------------------------------------
+#
+# The tables below are valid row after row, and each row changes the database (a new row, or a changed one), so an
+# import that wrote anything before reaching the bad row would show in the dump. The importer checks every row before
+# its first write; on PostgreSQL a value longer than its column is refused only by the database, after the import has
+# begun writing: that case is below too.
+
+DEEP_ROWS = 60
+DEEP_TITLE = "郑州市民族宗教事务局2021年工作计划"
+KNOWN_LEADERS, KNOWN_UNITS, KNOWN_ASSIGNMENTS = 6, 40, 30  # what the database holds before the import
+UNKNOWN = "不存在的处"
+DEADLINES = ["2021年6月底前", "年底前", "三季度末", "长期坚持", "2021年10月", "上半年", "每季度", "2021年9月30日"]
+_UNKNOWN_PHRASE = "无法识别的完成时限 “{}” (unknown deadline phrase)"
+_NO_SUCH_DATE = "完成时限中的日期不存在 “{}” (no such date)"
+BAD_DEADLINES = {
+    "下下周": _UNKNOWN_PHRASE, "明年春天": _UNKNOWN_PHRASE, "2021年13月": _NO_SUCH_DATE, "2021-02-30": _NO_SUCH_DATE,
+}
+BAD_EMAILS = ["unit@example", "单位@example.org", "a..b@example.org", "no-at-sign.example.org", "x@-bad.org"]
+HEADER_ROW = {
+    "leaders": ["姓名", "职务", "邮箱", "接收范围"],
+    "units": ["单位", "邮箱", "联系人", "分管领导"],
+    "assignments": ["序号", "责任领导", "牵头单位", "配合单位", "完成时限"],
+}
+
+
+def deep_plan() -> bytes:
+    lines = [DEEP_TITLE]
+    for section, name in enumerate(["一、总体要求", "二、重点任务", "三、保障措施"]):
+        lines.append(name)
+        lines += [f"{n}. 第{n}项工作任务。按计划推进第{n}项工作，确保取得实效。"
+                  for n in range(section * 20 + 1, section * 20 + 21)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _leader(i: int) -> str:
+    return f"领导{i:02d}"
+
+
+def _unit(i: int) -> str:
+    return f"单位{i:02d}"
+
+
+def deep_rows(table: str, count: int, *, before: bool = False) -> list[list[str]]:
+    """The header and `count` valid rows; `before`: the rows as the database holds them before the import."""
+    if table == "leaders":
+        body = [[_leader(i), "局领导" if before else "副局长", f"leader{i}@example.org", "全部" if i == 1 else "分管"]
+                for i in range(1, count + 1)]
+    elif table == "units":
+        body = [[_unit(i), f"unit{i}@example.org", "原联系人" if before else f"联系人{i}",
+                 _leader(i % KNOWN_LEADERS + 1)] for i in range(1, count + 1)]
+    else:
+        body = [[str(i), _leader(i % KNOWN_LEADERS + 1), _unit(i % KNOWN_UNITS + 1),
+                 f"{_unit((i + 1) % KNOWN_UNITS + 1)}、{_unit((i + 2) % KNOWN_UNITS + 1)}",
+                 "年底前" if before else DEADLINES[i % len(DEADLINES)]] for i in range(1, count + 1)]
+    return [list(HEADER_ROW[table]), *body]
+
+
+def deep_imports(folder: Path) -> list[tuple[str, Path]]:
+    files = {"plan": folder / "plan.txt", "leaders": folder / "leaders.csv", "units": folder / "units.csv",
+             "assignments": folder / "assignments.csv"}
+    files["plan"].write_bytes(deep_plan())
+    for table, count in (("leaders", KNOWN_LEADERS), ("units", KNOWN_UNITS), ("assignments", KNOWN_ASSIGNMENTS)):
+        files[table].write_text(_csv_text(deep_rows(table, count, before=True), ","), encoding="utf-8")
+    return [(f"import-{name}", path) for name, path in files.items()]
+
+
+@pytest.fixture(scope="module")
+def deep_db(tmp_path_factory: pytest.TempPathFactory) -> LoadedDatabase:
+    folder = tmp_path_factory.mktemp("fuzz-deep-db")
+    return LoadedDatabase(folder, deep_imports(folder))
+
+
+@dataclass(frozen=True)
+class BadTable:
+    rows: list[list[str]]  # with the bad cell
+    valid: list[list[str]]  # the same table with that cell right
+    row: int  # the row the error must name, as the user counts (the header is row 1)
+    column: str
+    message: str
+
+
+@st.composite
+def one_bad_cell(draw: st.DrawFn, table: str) -> BadTable:
+    count = draw(st.integers(20, DEEP_ROWS), label="rows")
+    valid = deep_rows(table, count)
+    at = draw(st.integers(count // 2, count), label="bad row")  # an index into `valid`, whose 0 is the header
+    earlier = draw(st.integers(1, at - 1), label="earlier row")
+    rows = [list(row) for row in valid]
+    bad = rows[at]
+    kinds = {"leaders": ["email", "empty", "scope", "duplicate", "line break"],
+             "units": ["email", "empty", "leader", "duplicate", "line break"],
+             "assignments": ["lead unit", "co unit", "leader", "deadline", "task", "duplicate", "line break"]}[table]
+    kind = draw(st.sampled_from(kinds), label="what is wrong")
+    email = 2 if table == "leaders" else 1
+    if kind == "email":
+        bad[email] = address = draw(st.sampled_from(BAD_EMAILS))
+        column, message = "邮箱", f"无效的邮箱地址 “{address}” (invalid email address)"
+    elif kind == "empty":
+        bad[email] = ""
+        column, message = "邮箱", "必填项为空 (required value is empty)"
+    elif kind == "scope":
+        bad[3] = "部分"
+        column, message = "接收范围", "接收范围应为 分管/own 或 全部/all，而不是 “部分” (unknown scope)"
+    elif kind == "leader" and table == "units":
+        bad[3] = "不存在的领导"
+        column, message = "分管领导", "未知的领导 “不存在的领导”，请先导入领导名单 (unknown leader)"
+    elif kind == "leader":
+        bad[1] = "不存在的领导"
+        column, message = "责任领导", "未知的领导 “不存在的领导” (unknown leader)"
+    elif kind == "lead unit":
+        bad[2] = UNKNOWN
+        column, message = "牵头单位", f"未知的单位 “{UNKNOWN}”，请先导入单位名单 (unknown unit)"
+    elif kind == "co unit":
+        bad[3] = f"{_unit(1)}、{UNKNOWN}"
+        column, message = "配合单位", f"未知的单位 “{UNKNOWN}”，请先导入单位名单 (unknown unit)"
+    elif kind == "deadline":
+        bad[4] = phrase = draw(st.sampled_from(sorted(BAD_DEADLINES)))
+        column, message = "完成时限", BAD_DEADLINES[phrase].format(phrase)
+    elif kind == "task":
+        bad[0] = "99"
+        column, message = "序号", f"计划中没有第 99 项任务 (task not in the plan “{DEEP_TITLE}”)"
+    elif kind == "duplicate" and table == "assignments":
+        bad[0] = rows[earlier][0]
+        column, message = "序号", f"任务 {rows[earlier][0]} 与第 {earlier + 1} 行重复 (duplicate task)"
+    elif kind == "duplicate":
+        rows[at] = list(rows[earlier])
+        column, message = HEADER_ROW[table][0], f"与第 {earlier + 1} 行重复 (duplicate of row {earlier + 1})"
+    else:  # a line break in a cell the other checks pass
+        cell = len(bad) - 1 if table == "assignments" else 1 if table == "leaders" else 2
+        bad[cell] = bad[cell][:1] + draw(st.sampled_from(["\n", "\r\n", "\r"])) + bad[cell][1:]
+        column, message = HEADER_ROW[table][cell], "单元格内有换行 (line break in cell)"
+    return BadTable(rows, valid, at + 1, column, message)
+
+
+def table_file(rows: list[list[str]], form: str) -> bytes:
+    if form == "xlsx":
+        return xlsx_of(rows)
+    return _csv_text(rows, ",").encode(form)
+
+
+DEEP_FUZZ = settings(
+    max_examples=40 * SCALE,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@pytest.mark.parametrize("table", sorted(HEADER_ROW))
+@DEEP_FUZZ
+@given(case=st.data(), form=st.sampled_from(["xlsx", "utf-8", "gb18030"]))
+def test_it_refuses_a_table_with_one_bad_cell_deep_inside_naming_the_row_and_writes_nothing(
+    deep_db: LoadedDatabase, table: str, case: st.DataObject, form: str
+) -> None:
+    bad = case.draw(one_bad_cell(table))
+    work, config = deep_db.copy()
+    path = work / f"{table}.{'xlsx' if form == 'xlsx' else 'csv'}"
+    path.write_bytes(table_file(bad.rows, form))
+    before = dump(config)
+
+    result = deep_db.invoke(config, f"import-{table}", str(path))
+    assert (result.exit_code, type(result.exception)) == (1, SystemExit), result.output
+    assert result.output == f"Error: {path}, row {bad.row}, column {bad.column}: {bad.message}\n"
+    assert dump(config) == before
+
+    # The same table with that one cell right is imported and changes the database: the refused import would have.
+    path.write_bytes(table_file(bad.valid, form))
+    assert deep_db.invoke(config, f"import-{table}", str(path)).exit_code == 0
+    assert dump(config) != before
+
+
+def database_rows(url: str) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Every row of every table, in key order: two equal results are the same data."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [(table.name, [tuple(row) for row in connection.execute(
+                select(table).order_by(*table.primary_key.columns))]) for table in Base.metadata.sorted_tables]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def deep_pg(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoadedDatabase, Path, str]]:
+    """A PostgreSQL schema holding the deep plan and tables, the CLI on it, its config and its URL."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres)
+    with admin.begin() as connection:
+        connection.execute(text(f"create schema {schema}"))
+    try:
+        folder = tmp_path_factory.mktemp("fuzz-deep-pg")
+        url = f"{postgres}?options=-csearch_path%3D{schema}"
+        database = LoadedDatabase(folder, deep_imports(folder), url)
+        yield database, database.config, url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"drop schema {schema} cascade"))
+        admin.dispose()
+
+
+@settings(max_examples=10 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_it_leaves_postgresql_unchanged_when_an_import_fails_after_it_has_begun_writing(
+    deep_pg: tuple[LoadedDatabase, Path, str], data: st.DataObject
+) -> None:
+    database, config, url = deep_pg
+    before = database_rows(url)
+    count = data.draw(st.integers(KNOWN_UNITS + 1, DEEP_ROWS), label="rows")  # new units: inserted first
+    rows = deep_rows("units", count)
+    at = data.draw(st.integers(KNOWN_UNITS // 2, KNOWN_UNITS), label="row too long")  # a unit updated afterwards
+    rows[at][2] = "联" * 201  # the contact column holds 200 characters: PostgreSQL refuses the UPDATE
+    path = config.parent / "units.csv"
+    path.write_bytes(table_file(rows, "utf-8"))
+
+    result = database.invoke(config, "import-units", str(path))
+    assert (result.exit_code, type(result.exception)) == (1, SystemExit), result.output
+    assert result.output.startswith("Error: ") and "Traceback" not in result.output
+    assert database_rows(url) == before
+
+
+def test_it_refuses_a_value_longer_than_its_column_naming_the_row(db_url: str, tmp_path: Path) -> None:
+    database = LoadedDatabase(tmp_path, deep_imports(tmp_path), db_url)
+    rows = deep_rows("units", KNOWN_UNITS)
+    rows[30][2] = "联" * 201
+    path = tmp_path / "long.csv"
+    path.write_bytes(table_file(rows, "utf-8"))
+    result = database.invoke(database.config, "import-units", str(path))
+    assert result.output.startswith(f"Error: {path}, row 31, column 联系人: "), result.output
 
 
 # ---------------------------------------------------------------------------------------------------------------

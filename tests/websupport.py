@@ -16,7 +16,7 @@ from reminders.config import Config, load
 from reminders.store.db import make_engine, session_scope
 from reminders.store.models import OutboxMessage, ProgressReport, Task, Unit
 from reminders.tracking import links
-from reminders.tracking.office import add_user
+from reminders.tracking.accounts import add_user
 from reminders.web import create_app
 from tests.conftest import Cli
 
