@@ -28,7 +28,7 @@ from benchmarks import senders
 from benchmarks.generate import CYCLE
 from reminders import config as config_module
 from reminders.config import Config
-from reminders.delivery import cycle as jobs
+from reminders.delivery import dispatch
 from reminders.mail.compose import KINDS, build_drafts
 from reminders.store import db
 from reminders.store.models import OutboxMessage, ProgressReport, Task, Unit
@@ -92,7 +92,7 @@ def prepare(config: Config) -> Result:
     _fresh_outbox(engine)
     QUERIES[0] = 0
     start = time.perf_counter()
-    messages = jobs.prepare_cycle(engine, config, CYCLE, KINDS)
+    messages = dispatch.prepare_cycle(engine, config, CYCLE, KINDS)
     seconds, queries = time.perf_counter() - start, QUERIES[0]
     return {"seconds": seconds, "messages": messages, "queries": queries, **_sizes(engine)}
 
@@ -102,7 +102,7 @@ def send(config: Config) -> Result:
     _fresh_outbox(engine)
     QUERIES[0] = 0
     start = time.perf_counter()
-    result = jobs.send_cycle(engine, config, CYCLE, KINDS, echo=lambda _line: None)
+    result = dispatch.send_cycle(engine, config, CYCLE, KINDS, echo=lambda _line: None)
     seconds, queries = time.perf_counter() - start, QUERIES[0]
     return {"seconds": seconds, "messages": len(result.sent), "failed": len(result.failed), "queries": queries,
             **_sizes(engine)}

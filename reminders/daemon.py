@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from reminders.config import Config, cron_trigger
-from reminders.delivery import cycle as jobs
+from reminders.delivery import dispatch
 from reminders.mail.compose import SCHEDULED, cron_of
 from reminders.store.db import masked
 from reminders.store.models import OutboxMessage
@@ -39,14 +39,14 @@ class Retry:
 
 
 def run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | None = None,
-              retry: Retry = Retry(), stop: threading.Event | None = None) -> jobs.SendResult | None:
+              retry: Retry = Retry(), stop: threading.Event | None = None) -> dispatch.SendResult | None:
     when = (fired_at or datetime.now(config.schedule.tz)).astimezone(config.schedule.tz)
     cycle = f"{when.year:04d}-{when.month:02d}"
     stop = stop or threading.Event()
     for attempt in range(1, retry.attempts + 1):
         log.info("job %s: cycle %s as of %s", kind, cycle, when.date().isoformat())
         try:
-            result = jobs.send_cycle(engine, config, cycle, (kind,), when.date(), echo=log.info)
+            result = dispatch.send_cycle(engine, config, cycle, (kind,), when.date(), echo=log.info)
         except DBAPIError as exc:
             if not exc.connection_invalidated and not _unreachable(exc):
                 raise
@@ -71,7 +71,7 @@ def deliver_receipts(config: Config, engine: Engine) -> None:
     last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     for cycle in (last_month, today.strftime("%Y-%m")):
         try:
-            result = jobs.deliver_pending(engine, config, cycle, ("receipt",), echo=log.info)
+            result = dispatch.deliver_pending(engine, config, cycle, ("receipt",), echo=log.info)
         except DBAPIError as exc:
             log.error("receipts of %s not sent, the database failed: %s", cycle, exc.orig or exc)
             return

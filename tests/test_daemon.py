@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 
 from reminders import config as config_module
 from reminders.daemon import build_scheduler, deliver_receipts, missed_fire_times
-from reminders.delivery import cycle as jobs
+from reminders.delivery import dispatch
 from reminders.store.db import session_scope
 from reminders.store.models import OutboxMessage
 from reminders.tracking.reporting import Answer, submit
@@ -272,7 +272,7 @@ def _submit(cli: Cli, unit: str, cycle: str, today: date, *answers: Answer) -> N
     env = library(cli)
     with session_scope(env.engine) as session:
         ids = submit(session, env.config, env.unit_id(unit), cycle, answers, today)
-        jobs.queue_receipt(session, env.config, env.unit_id(unit), cycle, ids)
+        dispatch.queue_receipt(session, env.config, env.unit_id(unit), cycle, ids)
 
 
 def test_it_delivers_the_receipts_of_this_month_and_last_once_however_often_the_job_runs(

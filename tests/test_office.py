@@ -11,7 +11,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from reminders.delivery import cycle as jobs
+from reminders.delivery import dispatch
 from reminders.store.db import session_scope
 from reminders.store.models import Assignment, DeadlineChange, Task, User
 from reminders.store.plans import active_plan
@@ -148,14 +148,14 @@ def test_it_lists_and_chases_the_units_that_have_not_reported(env: Env, smtp: Re
                TODAY)
         missing = dict(office.not_reported(session, env.config, "2021-06", TODAY))
     assert "信息中心" not in missing and missing["宗教一处"] == ("2", "11") and missing["办公室"] == ("19",)
-    result = jobs.send_chase_now(env.engine, env.config, "2021-06", TODAY)
+    result = dispatch.send_chase_now(env.engine, env.config, "2021-06", TODAY)
     assert len(result.sent) == len(missing) == 6 and not result.failed
     assert sorted(m.recipients for m in smtp.messages) == [  # every unit but 信息中心, which reported
         ("bangongshi@example.org",), ("dangwei@example.org",), ("fagui@example.org", "fagui.backup@example.org"),
         ("minzu@example.org",), ("zongjiao1@example.org",), ("zongjiao2@example.org",)]
     assert all("【催报】" in str(parsed(m.data)["Subject"]) for m in smtp.messages)
     assert "xinxi@example.org" not in {a for m in smtp.messages for a in m.recipients}
-    assert jobs.send_chase_now(env.engine, env.config, "2021-06", TODAY).sent == []  # one chase per cycle
+    assert dispatch.send_chase_now(env.engine, env.config, "2021-06", TODAY).sent == []  # one chase per cycle
 
 
 def test_it_exports_the_ledger_as_xlsx_with_coloured_states(env: Env, loaded: Cli, tmp_path: Path) -> None:

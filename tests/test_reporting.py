@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from reminders.delivery import cycle as jobs
+from reminders.delivery import dispatch
 from reminders.store.db import session_scope
 from reminders.store.models import OutboxMessage
 from reminders.store.plans import active_plan
@@ -29,7 +29,7 @@ def _submit(env: Env, unit: str, *answers: Answer, cycle: str = "2021-06", today
     """What the web app does with a submission: record the reports, and their receipt in the same transaction."""
     with session_scope(env.engine) as session:
         ids = submit(session, env.config, env.unit_id(unit), cycle, answers, today)
-        jobs.queue_receipt(session, env.config, env.unit_id(unit), cycle, ids)
+        dispatch.queue_receipt(session, env.config, env.unit_id(unit), cycle, ids)
         return ids
 
 
@@ -132,7 +132,7 @@ def test_it_records_a_receipt_and_delivers_it_with_the_next_send(
             (f"unit:{env.unit_id('政策法规处')}:receipt:{ids[0]}", "pending")]
     loaded("send", "--cycle", "2021-06", "--kind", "reminders")
     assert not [m for m in smtp.messages if "【回执】" in str(parsed(m.data)["Subject"])]  # not a reminder
-    result = jobs.deliver_pending(env.engine, env.config, "2021-06", ("receipt",))
+    result = dispatch.deliver_pending(env.engine, env.config, "2021-06", ("receipt",))
     assert len(result.sent) == 1 and not result.failed
     receipt = next(m for m in smtp.messages if "【回执】" in str(parsed(m.data)["Subject"]))
     assert set(receipt.recipients) == {"fagui@example.org", "fagui.backup@example.org"}

@@ -26,7 +26,7 @@ def send(state: State, cycle: str, kind: str, as_of: datetime | None, dry_run: b
 
     Example: reminders send --cycle 2021-06 --kind reminders
     """
-    from reminders.delivery import cycle as jobs
+    from reminders.delivery import dispatch
     from reminders.mail.compose import build_drafts
     from reminders.store.db import session_scope
 
@@ -41,7 +41,7 @@ def send(state: State, cycle: str, kind: str, as_of: datetime | None, dry_run: b
                        f"  ({len(getattr(draft.context, 'tasks', ()))} tasks)")
         click.echo(f"共 {len(drafts)} 封 (dry run: nothing recorded or sent)")
         return
-    result = jobs.send_cycle(engine, state.config, cycle, kinds, day, echo=click.echo)
+    result = dispatch.send_cycle(engine, state.config, cycle, kinds, day, echo=click.echo)
     click.echo(f"周期 {cycle}: 新记录 recorded {result.recorded}, 已发送 sent {len(result.sent)}, "
                f"跳过(此前已发) skipped {result.skipped}, 失败 failed {len(result.failed)}")
     if result.failed:
@@ -58,9 +58,9 @@ def preview(state: State, cycle: str, kind: str, as_of: datetime | None, out: Pa
 
     Example: reminders preview --cycle 2021-06 --out preview/
     """
-    from reminders.delivery import cycle as jobs
+    from reminders.delivery import dispatch
 
-    paths = jobs.preview_cycle(state.engine(), state.config, cycle, KIND_CHOICES[kind], out,
+    paths = dispatch.preview_cycle(state.engine(), state.config, cycle, KIND_CHOICES[kind], out,
                                as_of.date() if as_of else None)
     for path in paths:
         click.echo(str(path))

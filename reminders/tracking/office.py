@@ -1,6 +1,6 @@
 """What the supervision office does from the dashboard (and the CLI): close a task (办结), decide extension requests
 (延期), read a task's history and see who has not reported. Accounts are in accounts.py, the ledger in ledger.py, and
-the chase it sends (催报) goes through the outbox (delivery.cycle.send_chase_now).
+the chase it sends (催报) goes through the outbox (delivery.dispatch.send_chase_now).
 """
 
 from __future__ import annotations

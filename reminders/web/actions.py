@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from reminders.delivery.cycle import send_chase_now
+from reminders.delivery.dispatch import send_chase_now
 from reminders.errors import ReminderError
 from reminders.tracking import ledger, office
 from reminders.tracking.cycles import cycle_of

@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reminders.delivery import cycle as jobs
+from reminders.delivery import dispatch
 from reminders.errors import ReminderError
 from reminders.tracking import links, reporting
 from reminders.tracking.reporting import Answer, FormError, UnitForm
@@ -107,7 +107,7 @@ def parse_answers(form: UnitForm, data: FormData) -> tuple[list[Answer], dict[st
 def _deliver_receipts(app: WebApp, cycle: str) -> None:
     """Send the receipt just recorded; if the mail server is down it stays pending for the next send."""
     try:
-        jobs.deliver_pending(app.engine, app.config, cycle, ("receipt",))
+        dispatch.deliver_pending(app.engine, app.config, cycle, ("receipt",))
     except (ReminderError, OSError):  # the report is recorded; a late receipt is no error page
         log.exception("receipt delivery failed for cycle %s; it stays in the outbox", cycle)
 
@@ -115,7 +115,7 @@ def _deliver_receipts(app: WebApp, cycle: str) -> None:
 def _record(session: Session, app: WebApp, form: UnitForm, answers: list[Answer], today: date) -> None:
     """The reports and their receipt, in one transaction: a receipt is never queued for reports not recorded."""
     ids = reporting.submit(session, app.config, form.unit_id, form.cycle, answers, today)
-    jobs.queue_receipt(session, app.config, form.unit_id, form.cycle, ids)
+    dispatch.queue_receipt(session, app.config, form.unit_id, form.cycle, ids)
 
 
 async def submit(request: Request) -> Response:
