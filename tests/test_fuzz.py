@@ -482,6 +482,9 @@ def one_bad_cell(draw: st.DrawFn, table: str) -> BadTable:
     if kind == "email":
         bad[email] = address = draw(st.sampled_from(BAD_EMAILS))
         column, message = "邮箱", f"无效的邮箱地址 “{address}” (invalid email address)"
+        if not address.split("@")[0].isascii():
+            message = (f"邮箱地址 “{address}” 的用户名（@ 之前）含有非 ASCII 字符，邮件服务器不接受 "
+                       "(the part before @ must be ASCII)")
     elif kind == "empty":
         bad[email] = ""
         column, message = "邮箱", "必填项为空 (required value is empty)"

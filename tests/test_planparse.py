@@ -267,7 +267,7 @@ def test_it_refuses_a_plan_without_tasks() -> None:
     [
         (["一、甲", "1.a", "2.b", "2.c"], 5),
         (["一、甲", "1.a", "2.b", "3.c", "二、乙", "2.d"], 7),
-        (["1.a", "3.b", "二、乙", "1.c", "3.d", "2.e"], 7),
+        (["1.a", "2.b", "二、乙", "1.c", "2.d", "1.e"], 7),
     ],
 )
 def test_it_refuses_task_numbers_going_backwards(body: list[str], line: int) -> None:

@@ -291,14 +291,14 @@ def test_it_parses_valid_emails() -> None:
         "czj@zz.gov.cn",
         "jyj@zz.gov.cn",
         "mzj@zz.gov.cn",
-        "a.b+c@例子.中国",
+        "a.b+c@xn--fsqu00a.xn--fiqs8s",  # an internationalised domain is stored as punycode
     ]
     assert parse_emails("ＣＺＪ＠zz.gov.cn；czj@zz.gov.cn") == ["CZJ@zz.gov.cn"]
 
 
 @pytest.mark.parametrize(
     "address",
-    ["a@b", "a@b.c", "@b.cn", "a@", "a..b@c.cn", "a@-b.cn", "a@b..cn", "张三@b.cn", "a@1.2.3.4", "a@b@c.cn"],
+    ["a@b", "a@b.c", "@b.cn", "a@", "a..b@c.cn", "a@-b.cn", "a@b..cn", "a@1.2.3.4", "a@b@c.cn"],
 )
 def test_it_rejects_invalid_emails_naming_the_address(address: str) -> None:
     with pytest.raises(ValueError) as caught:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,14 +9,16 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
-from reminders.errors import ReminderError
 from reminders.intake.deadlines import SIMPLIFY, find_deadline, normalise
+from reminders.intake.plantext import PlanError, decode_plan, plan_text
+
+__all__ = ["ParsedPlan", "ParsedSection", "ParsedTask", "PlanError", "decode_plan", "parse_plan", "read_plan"]
 
 MAX_LINE = 20_000
 _NUMERALS = "一二三四五六七八九十"
 _SECTION = re.compile(rf"([{_NUMERALS}]{{1,3}})\s*[、.．]\s*(.*)")
 _SUB = re.compile(rf"[(（]\s*([{_NUMERALS}]{{1,3}})\s*[)）]\s*[、.．]?\s*(.*)")
-_TASK = re.compile(r"(\d{1,3})\s*[.．、](?!\d)\s*(.*)")
+_TASK = re.compile(r"(\d{1,9})\s*[.．、](?!\d)\s*(.*)")
 _ITEM = re.compile(r"[(（]\s*\d{1,2}\s*[)）]|[①-⑳]|\d{1,2}\s*[)）]")
 _UNITS = r"牵头单位|牵头部门|责任单位|责任部门|主责单位"
 _ATTR = re.compile(rf"({_UNITS}|配合单位|协办单位|完成时限|完成时间|时间节点)\s*[:：]")
@@ -31,15 +32,20 @@ _LABELS = {
     "主题分类": "category", "信息分类": "category", "分类": "category", "类别": "category",
     "文号": "doc_no", "发文字号": "doc_no", "成文日期": "written_on", "成文时间": "written_on",
     "发布日期": "published_on", "发布时间": "published_on", "公开日期": "published_on",
-    "主题词": "keywords", "有效性": "validity",
+    "主题词": "keywords", "有效性": "validity", "发布机关": "issuer", "所属机构": "issuer", "来源": "source",
+    "信息来源": "source", "体裁分类": "genre", "组配分类": "topic", "服务对象分类": "audience", "公文种类": "genre",
+    "主题": "topic", "关键词": "keywords", "生成日期": "written_on", "发文日期": "written_on", "索取号": "index_no",
+    "统一编号": "index_no", "公开方式": "disclosure", "公开范围": "disclosure", "公开形式": "disclosure",
+    "有效期": "validity", "时效": "validity", "时效性": "validity", "效力状况": "validity", "名称": "name",
+    "浏览次数": "views", "访问量": "views", "字号": "font_size",
 }  # fmt: skip
+_META_PREFIX = re.compile(r"(?:\d{1,2}\s*[.．、]|[•·●▪◦])\s*")  # a numbered or bulleted metadata list
+_BRACKETED = re.compile(r"[\[【［]\s*([^\]】］]{1,10}?)\s*[\]】］]\s*[:：]?\s*(.*)")
 _LABEL = re.compile("(" + "|".join(sorted(_LABELS, key=len, reverse=True)) + r")\s*[:：]")
 _DATE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
 _INDEX = re.compile(r"[0-9A-Za-z][0-9A-Za-z/_.\-]{5,}")
 _DOC_NO = re.compile(r"[〔\[［【(（]\d{4}[〕\]］】)）]\s*\d+\s*号")
 _BULLETS = "•·●▪◦"
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-_CONTROL = re.compile(r"[\x01-\x08\x0e-\x19\x1b-\x1f]")
 
 
 @dataclass(frozen=True)
@@ -71,12 +77,6 @@ class ParsedPlan:
     tasks: tuple[ParsedTask, ...]
 
 
-class PlanError(ReminderError):
-    def __init__(self, path: str, line: int | None, message: str) -> None:
-        self.path, self.line, self.message = path, line, message
-        super().__init__(f"{path}, line {line}: {message}" if line is not None else f"{path}: {message}")
-
-
 @dataclass
 class _Draft:
     """A numbered item while its lines are still being collected (hence mutable)."""
@@ -91,35 +91,19 @@ class _Draft:
     attrs: list[tuple[str, str, str]] = field(default_factory=list)  # (label, value, raw line)
 
 
-def decode_plan(data: bytes, path: str) -> str:
-    if (nul := data.find(b"\x00")) >= 0:
-        raise PlanError(path, data.count(b"\n", 0, nul) + 1, "含有 NUL 字节，不是文本文件 (binary file)")
-    body = data.removeprefix(codecs.BOM_UTF8)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as utf8:
-        if _CJK.search(body[: utf8.start].decode("utf-8")):
-            line = body.count(b"\n", 0, utf8.start) + 1
-            raise PlanError(path, line, "不是有效的 UTF-8 文本 (invalid UTF-8)") from None
-        try:
-            text = body.decode("gb18030")
-        except UnicodeDecodeError as gb:
-            line = body.count(b"\n", 0, gb.start) + 1
-            raise PlanError(path, line, "无法按 UTF-8 或 GB18030 解码 (undecodable text)") from None
-    if m := _CONTROL.search(text):
-        raise PlanError(path, text.count("\n", 0, m.start()) + 1, "含有控制字符，不是文本文件 (binary file)")
-    return text
-
-
-def read_plan(path: str | Path) -> ParsedPlan:
+def read_plan(path: str | Path, *, title: str | None = None, year: int | None = None) -> ParsedPlan:
+    """Read a plan file (text in any encoding offices save, or .docx); `title` and `year` supply what it lacks."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise PlanError(str(path), None, f"无法读取文件 (cannot read: {exc.strerror})") from exc
-    return parse_plan(decode_plan(data, str(path)), str(path))
+    return parse_plan(plan_text(data, str(path), _is_label), str(path), title=title, year=year)
 
 
-def parse_plan(text: str, path: str = "<text>") -> ParsedPlan:
+def parse_plan(text: str, path: str = "<text>", *, title: str | None = None, year: int | None = None) -> ParsedPlan:
+    """Sections and tasks of a plan text. `title` replaces the text's title line (or stands for a missing one);
+    `year` the year found in the title or metadata; a plan with no year from either is refused."""
+    given_title = title.strip() if title and title.strip() else None
     lines = re.split(r"\r\n|\r|\n", text)
     metadata: dict[str, str] = {}
     sections: list[ParsedSection] = []
@@ -127,7 +111,7 @@ def parse_plan(text: str, path: str = "<text>") -> ParsedPlan:
     title, title_line = "", 0
     cur: _Draft | None = None
     sub: _Draft | None = None
-    gap = body = False
+    gap = body = titled = False
     for no, raw in enumerate(lines, 1):
         if len(raw) > MAX_LINE:
             raise PlanError(path, no, f"行过长：{len(raw)} 字符，上限 {MAX_LINE} (line too long)")
@@ -136,13 +120,16 @@ def parse_plan(text: str, path: str = "<text>") -> ParsedPlan:
         if not s:
             gap = True
             continue
-        if not body and _metadata(s, key, metadata, bullets=not title):
+        if not body and _metadata(s, key, metadata, bullets=not titled):
             continue
-        if not title:
-            if _SECTION.match(s) or _SUB.match(s) or _TASK.match(s):
-                raise PlanError(path, no, "缺少标题，文件以编号条目开头 (no title)")
-            title, title_line = s, no
-            continue
+        if not titled:
+            titled = True
+            if not (_SECTION.match(s) or _SUB.match(s) or _TASK.match(s)):
+                title, title_line = s, no
+                continue
+            if given_title is None and not metadata.get("name"):
+                raise PlanError(path, no, "缺少标题，文件以编号条目开头；请用 --title 给出计划标题 "
+                                          "(no title line: give one with --title)")
         if body and _is_footer(key, gap):
             break
         if m := _SECTION.match(s):
@@ -167,18 +154,23 @@ def parse_plan(text: str, path: str = "<text>") -> ParsedPlan:
         else:
             cur = None
         gap = False
+    title = given_title or title or metadata.get("name", "")
     if not title:
-        raise PlanError(path, len(lines), "缺少标题 (no title)")
+        raise PlanError(path, len(lines), "缺少标题；请用 --title 给出计划标题 (no title: give one with --title)")
     tasks = [d for d in drafts if d.kind == "task"]
     if not tasks:
         titles = {s.number: s.title for s in sections}
         tasks = [d for d in drafts if not _preamble(titles.get(d.section, ""), _head_title(_join(d.parts)))]
     if not tasks:
-        raise PlanError(path, title_line, f"标题“{title}”之后没有找到编号任务 (no tasks)")
+        raise PlanError(path, title_line or None, f"标题“{title}”之后没有找到编号任务 (no tasks)")
     numbers = _numbers(path, tasks)
+    if year is None and (year := _year(title, metadata)) is None:
+        raise PlanError(path, title_line or None,
+                        f"计划“{title}”的标题和元数据中都没有年份，请用 --year 指定 "
+                        "(no year in the title or metadata: give --year)")
     return ParsedPlan(
         title=title,
-        year=_year(title, metadata),
+        year=year,
         metadata=metadata,
         sections=tuple(sections),
         tasks=tuple(_task(d, n) for d, n in zip(tasks, numbers, strict=True)),
@@ -190,8 +182,27 @@ def _is_footer(key: str, gap: bool) -> bool:
     return bool(_LABEL.match(key) or (_FOOTER.match(key) and (gap or re.search(r"[:：]", key))))
 
 
+def _is_label(text: str) -> bool:
+    return text.translate(SIMPLIFY).strip() in _LABELS
+
+
 def _metadata(s: str, key: str, metadata: dict[str, str], *, bullets: bool) -> bool:
-    """Take a header line into metadata; False when the line is not metadata."""
+    """Take a header line into metadata; False when the line is not metadata.
+
+    Portals publish it in several shapes: the seed's unlabelled bullets, `索引号：…` labels (several on a line),
+    numbered or bulleted `[索引号] …` lists, and label/value cells pasted from a table (tab-separated).
+    """
+    if (m := _META_PREFIX.match(s)) and _is_metadata_text(s[m.end() :]):
+        s = s[m.end() :]
+        key = s.translate(SIMPLIFY)
+    if (b := _BRACKETED.fullmatch(s)) and _is_label(b[1]):
+        metadata.setdefault(_LABELS[b[1].translate(SIMPLIFY).strip()], _iso(b[2].strip()))
+        return True
+    cells = [c.strip() for c in s.split("\t") if c.strip()]
+    if len(cells) >= 2 and len(cells) % 2 == 0 and all(_is_label(c.rstrip(":：")) for c in cells[0::2]):
+        for label, value in zip(cells[0::2], cells[1::2], strict=True):
+            metadata.setdefault(_LABELS[label.rstrip(":：").translate(SIMPLIFY)], _iso(value))
+        return True
     if bullets and s[0] in _BULLETS:
         s = s[1:].strip()
         key = s.translate(SIMPLIFY)
@@ -208,6 +219,12 @@ def _metadata(s: str, key: str, metadata: dict[str, str], *, bullets: bool) -> b
         metadata["doc_no"] = s
         return True
     return False
+
+
+def _is_metadata_text(text: str) -> bool:
+    """What follows a list number or bullet is metadata when it is a known label, bracketed or not."""
+    b = _BRACKETED.fullmatch(text)
+    return bool((b and _is_label(b[1])) or _LABEL.match(text.translate(SIMPLIFY)))
 
 
 def _unlabelled(value: str, metadata: dict[str, str]) -> None:
@@ -255,7 +272,16 @@ def _join(parts: list[str]) -> str:
 
 
 def _numbers(path: str, tasks: list[_Draft]) -> list[str]:
-    """Through-numbered, restarting per section, or restarting per （一） level; anything else is an error."""
+    """Through-numbered, restarting per section, or restarting per （一） level; anything else is an error.
+
+    Each number must be the previous one plus 1, or 1 (a restart): a number that jumps (999 then 1001, or a
+    line of text that happens to start with `2021、`) is refused naming its line, never merged into the task above.
+    """
+    for a, b in pairwise(tasks):
+        if a.kind == b.kind == "task" and b.value not in (a.value + 1, 1):
+            message = (f"任务编号 {b.value} 跟在第 {a.line} 行的 {a.value} 之后，既不连续也不是重新编号，"
+                       f"应为 {a.value + 1} 或 1 (unexpected task number: expected {a.value + 1} or 1)")
+            raise PlanError(path, b.line, message)
     if all(b.value > a.value for a, b in pairwise(tasks)):
         return [str(t.value) for t in tasks]
     by_section = _backwards(tasks, lambda t: (t.section,))

@@ -15,16 +15,20 @@ from pathlib import Path
 import openpyxl
 
 from reminders.errors import ReminderError
+from reminders.intake.addresses import parse_emails
+
+__all__ = ["Column", "Table", "TableError", "TableErrors", "TableRow", "parse_emails", "read_table", "split_list"]
 
 HEADER_SEARCH_ROWS = 10
 _DELIMITERS = (",", ";", "\t")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls (and other OLE2 files)
 _EDGE_SPACE = re.compile(r"^[\s\u200b\ufeff]+|[\s\u200b\ufeff]+$")
 _LIST_SEPARATORS = re.compile(r"[、，,;；]")
-_EMAIL_SEPARATORS = re.compile(r"[;,、\s]+")  # applied after NFKC, which folds ；，and full-width space
-_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_TLD = re.compile(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}")
+MAX_ERRORS = 50
+_FOOTNOTE = re.compile(r"(?:注|备注|说明)\s*\d*\s*(?:[:：、.．]|$)")
+_HEADING = re.compile(r"[一二三四五六七八九十]+\s*[、.．]|[(（]\s*[一二三四五六七八九十]+\s*[)）]")
+_TITLE_END = re.compile(r"(?:表|名单|清单|方案|计划|台账|目录)$")
+_SENTENCE = re.compile(r"[。；：:]")
 
 Record = tuple[int, list[str]]  # (row number as the user sees it, cell texts)
 Header = tuple[int, list[tuple[str, int, str]]]  # (row number, [(field, position, header as written)])
@@ -54,18 +58,58 @@ class TableError(ReminderError):
         return f"{', '.join(where)}: {self.message}"
 
 
+class TableErrors(TableError):
+    """Every error of a table found in one run, in row order; the first 50 are listed, then how many more."""
+
+    def __init__(self, errors: Sequence[TableError]) -> None:
+        first = errors[0]
+        super().__init__(first.path, first.message, first.row, first.column)
+        self.errors = tuple(errors)
+
+    def __str__(self) -> str:
+        lines = [f"{self.path}：共 {len(self.errors)} 处错误，未导入任何内容 "
+                 f"({len(self.errors)} errors; nothing was imported)"]
+        lines += [f"  {TableError.__str__(e)}" for e in self.errors[:MAX_ERRORS]]
+        if len(self.errors) > MAX_ERRORS:
+            more = len(self.errors) - MAX_ERRORS
+            lines.append(f"  …另有 {more} 处错误未列出 (…and {more} more)")
+        return "\n".join(lines)
+
+
+def raise_errors(errors: Sequence[TableError]) -> None:
+    """Raise the table's errors, if any: one alone as itself, several together, sorted by row."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise TableErrors(sorted(errors, key=lambda e: e.row or 0))
+
+
 @dataclass(frozen=True)
 class Table:
     path: str
     headers: dict[str, str]
     rows: tuple[TableRow, ...]
+    errors: tuple[TableError, ...] = ()  # rows refused as read (left out of `rows`); see read_table's `collect`
+    skipped: tuple[tuple[int, str], ...] = ()  # (row, text): footnotes, titles and headings between the rows
 
     def error(self, row: TableRow, field: str, message: str) -> TableError:
         return TableError(self.path, message, row=row.number, column=self.headers.get(field, field))
 
 
-def read_table(path: str | Path, columns: Sequence[Column], *, sheet: str | None = None) -> Table:
-    """Read a .csv, .xlsx or .xlsm table; `sheet` picks a worksheet by name (ignored for CSV)."""
+def read_table(path: str | Path, columns: Sequence[Column], *, sheet: str | None = None,
+               collect: bool = False) -> Table:
+    """Read a .csv, .xlsx or .xlsm table; `sheet` picks a worksheet by name (ignored for CSV).
+
+    Rows with a bad cell raise every such error at once, or with `collect` are left in `Table.errors` for the
+    caller to add its own checks to (and raise them all, with `raise_errors`).
+    """
+    table = _read(path, columns, sheet)
+    if not collect:
+        raise_errors(table.errors)
+    return table
+
+
+def _read(path: str | Path, columns: Sequence[Column], sheet: str | None) -> Table:
     shown, file = str(path), Path(path)
     index = _header_index(columns)
     suffix = file.suffix.lower()
@@ -89,34 +133,6 @@ def read_table(path: str | Path, columns: Sequence[Column], *, sheet: str | None
 
 def split_list(value: str) -> list[str]:
     return [item for item in (_strip(part) for part in _LIST_SEPARATORS.split(value)) if item]
-
-
-def parse_emails(value: str) -> list[str]:
-    """Split a cell of addresses; full-width characters are folded (NFKC), duplicates dropped."""
-    addresses: list[str] = []
-    seen: set[str] = set()
-    for address in filter(None, _EMAIL_SEPARATORS.split(unicodedata.normalize("NFKC", value))):
-        if not _is_email(address):
-            raise ValueError(f"无效的邮箱地址 “{address}” (invalid email address)")
-        if address.casefold() not in seen:
-            seen.add(address.casefold())
-            addresses.append(address)
-    if not addresses:
-        raise ValueError("缺少邮箱地址 (no email address)")
-    return addresses
-
-
-def _is_email(address: str) -> bool:
-    local, at, domain = address.rpartition("@")
-    if not at or len(local) > 64 or len(address) > 254 or not _LOCAL_PART.fullmatch(local):
-        return False
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return False
-    *names, tld = ascii_domain.split(".")
-    valid_labels = all(_DOMAIN_LABEL.fullmatch(label) for label in names)
-    return bool(names) and valid_labels and len(ascii_domain) <= 253 and _TLD.fullmatch(tld) is not None
 
 
 def _strip(text: str) -> str:
@@ -172,21 +188,35 @@ def _build(shown: str, records: Iterator[Record], columns: Sequence[Column], ind
             shown, f"缺少必填列 {names} (missing required column; accepted: {accepted})", header_row
         )
     rows: list[TableRow] = []
+    errors: list[TableError] = []
+    skipped: list[tuple[int, str]] = []
+    in_note = False  # a footnote may go on over rows of one cell: "注：1.…", "2.…"
     for number, cells in records:
         texts = [_strip(cell) for cell in cells]
-        if not any(texts):
+        filled = [text for text in texts if text]
+        if not filled:
+            continue
+        in_note = bool(_FOOTNOTE.match(filled[0])) or (in_note and len(filled) == 1)
+        if in_note or (len(filled) == 1 and _between_rows(filled[0])):
+            skipped.append((number, filled[0]))
             continue
         values: dict[str, str] = {}
         for column in columns:
             at = positions.get(column.field)
             text = texts[at] if at is not None and at < len(texts) else ""
             if len(text.splitlines()) > 1:
-                raise TableError(shown, "单元格内有换行 (line break in cell)", number, headers[column.field])
-            if column.required and not text:
-                raise TableError(shown, "必填项为空 (required value is empty)", number, headers[column.field])
+                errors.append(TableError(shown, "单元格内有换行 (line break in cell)", number, headers[column.field]))
+            elif column.required and not text:
+                errors.append(TableError(shown, "必填项为空 (required value is empty)", number, headers[column.field]))
             values[column.field] = text
-        rows.append(TableRow(number, values))
-    return Table(shown, headers, tuple(rows))
+        if not errors or errors[-1].row != number:
+            rows.append(TableRow(number, values))
+    return Table(shown, headers, tuple(rows), tuple(errors), tuple(skipped))
+
+
+def _between_rows(text: str) -> bool:
+    """A row of one cell that is not data: a merged title (…任务分解表), a heading (一、…) or a note in sentences."""
+    return bool(_HEADING.match(text) or _TITLE_END.search(text) or _SENTENCE.search(text))
 
 
 def _sniff_score(file: Path, shown: str, encoding: str, delimiter: str, index: dict[str, str]) -> int:
