@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +22,8 @@ from reminders.errors import ReminderError
 
 DEFAULT_PATH = "reminders.toml"
 ENV_PATH = "REMINDERS_CONFIG"
+# The From of mails written into a Maildir by a config that names no sender: plainly not a real address.
+LOCAL_SENDER = "reminders@localhost"
 
 
 class ConfigError(ReminderError):
@@ -30,7 +35,9 @@ class ConfigError(ReminderError):
 @dataclass(frozen=True)
 class Office:
     name: str = "督查室"
-    email: str = "office@example.org"
+    email: str = ""  # the Reply-To; required with transport = "smtp", no default goes out
+    contact: str = ""  # the person units may call, in every mail's footer
+    phone: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,8 @@ class Smtp:
     security: Literal["none", "starttls", "tls"] = "none"
     username: str | None = None
     password_env: str | None = None
-    sender: str = "office@example.org"
-    sender_name: str = "督查室"
+    sender: str = ""  # From and envelope sender, a bare address once loaded; required with transport = "smtp"
+    sender_name: str = ""  # default: the display name written in `sender`, else [office] name
     timeout: float = 30.0
     connections: int = 2
     verify_certificates: bool = True
@@ -108,6 +115,10 @@ class Config:
     schedule: Schedule = field(default_factory=Schedule)
     web: Web = field(default_factory=Web)
 
+    def from_address(self) -> str:
+        """The From address: `[smtp] sender`, or a plainly local one for a Maildir config that names none."""
+        return self.smtp.sender or LOCAL_SENDER
+
     def web_secret(self) -> bytes | None:
         """The links' HMAC secret from the environment; None when the variable is unset (links are left out)."""
         value = os.environ.get(self.web.secret_env)
@@ -129,9 +140,13 @@ _SECTIONS: dict[str, type] = {
 }
 _CHOICES = {
     "delivery.transport": ("smtp", "maildir"),
+    "mail.language": ("zh_CN", "en"),
     "smtp.security": ("none", "starttls", "tls"),
 }
 _PATHS = {"delivery.maildir", "mail.templates"}
+# Control characters, and the line and paragraph separators: anything str.splitlines() breaks on, which could start
+# a new header line in a mail.
+_BREAKING = {"Cc", "Zl", "Zp"}
 _INTS = {"web.link_days"}  # optional integers (default None)
 
 
@@ -144,12 +159,24 @@ def resolve_path(explicit: str | None) -> tuple[Path, bool]:
     return Path(DEFAULT_PATH), False
 
 
+class NoConfigFile(ConfigError):
+    """Neither --config nor $REMINDERS_CONFIG names a file and ./reminders.toml does not exist: nothing is guessed
+    (a database made in whatever folder the command ran in, mail signed by nobody)."""
+
+    def __init__(self, default: Path) -> None:
+        self.default = default
+        super().__init__(str(default), None, f"未找到配置文件：未指定 --config，环境变量 {ENV_PATH} 未设置，"
+                         f"{default} 不存在；"
+                         f"可复制 config.example.toml 为 reminders.toml 后修改 "
+                         f"(no config file: no --config, ${ENV_PATH} unset, {default} does not exist)")
+
+
 def load(explicit: str | None = None) -> Config:
     path, named = resolve_path(explicit)
     if not path.exists():
         if named:
             raise ConfigError(str(path), None, "配置文件不存在 (config file not found)")
-        return parse({}, str(path), Path.cwd())
+        raise NoConfigFile(Path.cwd() / DEFAULT_PATH)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -170,6 +197,7 @@ def parse(data: dict[str, Any], path: str, base: Path) -> Config:
         raise ConfigError(path, "database.url", "应为 SQLAlchemy 数据库地址 (expected a SQLAlchemy URL)")
     sections = {name: _section(cls, _table(data, name, path), name, path, base) for name, cls in _SECTIONS.items()}
     sections["delivery"] = replace(sections["delivery"], maildir=base / sections["delivery"].maildir)
+    _resolve_addresses(sections, "sender_name" in _table(data, "smtp", path), path)
     config = Config(path=path, database_url=_anchor_sqlite(url, base), **sections)
     _check(config)
     return config
@@ -212,7 +240,7 @@ def _section(cls: type, table: dict[str, Any], name: str, path: str, base: Path)
         if not ok:
             kind = "int" if dotted in _INTS else "string" if expected is None else type(expected).__name__
             raise ConfigError(path, dotted, f"类型错误，应为 {kind} (wrong type, expected {kind})")
-        if isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        if isinstance(value, str) and any(unicodedata.category(ch) in _BREAKING for ch in value):
             raise ConfigError(path, dotted, "含有换行或控制字符 (line break or control character)")
         if dotted in _CHOICES and value not in _CHOICES[dotted]:
             raise ConfigError(path, dotted, f"取值应为 {' / '.join(_CHOICES[dotted])} (got {value!r})")
@@ -225,6 +253,68 @@ def _anchor_sqlite(url: str, base: Path) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
         return prefix + str(base / url[len(prefix):])
     return url
+
+
+# What mime.make_message_id accepts as a domain; a sender's domain is the Message-ID's unless mail.message_id_domain
+# says otherwise, so every domain in the config must pass it.
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_NAMED = re.compile(r"(.*?)\s*<([^<>]*)>")
+_LOOKALIKE_SCRIPTS = {"LATIN", "CYRILLIC", "GREEK"}
+
+
+def _resolve_addresses(sections: dict[str, Any], sender_name_set: bool, path: str) -> None:
+    """Every address checked as mails are built, internationalised domains as punycode; `[smtp] sender` may be
+    `Name <addr>`, whose name signs the mails unless `sender_name` is set (else `[office] name` does)."""
+    office, smtp, mail = sections["office"], sections["smtp"], sections["mail"]
+    name_in_sender, sender = "", smtp.sender.strip()
+    if sender:
+        named = _NAMED.fullmatch(sender)
+        if named:
+            name_in_sender, sender = named[1].strip(), named[2].strip()
+            if len(name_in_sender) > 1 and name_in_sender[0] == name_in_sender[-1] == '"':
+                name_in_sender = re.sub(r"\\(.)", r"\1", name_in_sender[1:-1])
+        sender = _address(path, "smtp.sender", sender, smtp.sender)
+    sender_name = smtp.sender_name if sender_name_set else (name_in_sender or office.name)
+    sections["smtp"] = replace(smtp, sender=sender, sender_name=sender_name)
+    if office.email:
+        sections["office"] = replace(office, email=_address(path, "office.email", office.email.strip(), office.email))
+    if mail.message_id_domain:
+        domain = _domain(path, "mail.message_id_domain", mail.message_id_domain.strip())
+        sections["mail"] = replace(mail, message_id_domain=domain)
+
+
+def _address(path: str, key: str, text: str, written: str) -> str:
+    local = text.rpartition("@")[0]
+    if not local.isascii() and not re.search(r"[\s<>]", local):
+        raise ConfigError(path, key, f"邮箱地址 {written!r} 的用户名部分只能用 ASCII 字符 "
+                                     "(the local part must be ASCII)")
+    try:
+        parsed = Address(addr_spec=text)
+    except (ValueError, HeaderParseError, IndexError):
+        parsed = None
+    if parsed is None or parsed.addr_spec != text or not parsed.username or not parsed.domain:
+        raise ConfigError(path, key, f"不是邮箱地址 {written!r}，应为 name@example.org"
+                                     f"{' 或 名称 <name@example.org>' if key == 'smtp.sender' else ''} "
+                                     "(not an email address)")
+    return f"{local}@{_domain(path, key, parsed.domain)}"
+
+
+def _domain(path: str, key: str, domain: str) -> str:
+    """`domain` as the ASCII form mails carry (punycode for an internationalised one), or a ConfigError."""
+    ascii_domain = domain
+    if not domain.isascii():
+        for label in domain.split("."):
+            scripts = {unicodedata.name(ch, "?").split()[0] for ch in label if ch.isalpha()}
+            if len(scripts & _LOOKALIKE_SCRIPTS) > 1:
+                raise ConfigError(path, key, f"域名 {domain!r} 混用了 {'、'.join(sorted(scripts))} 字母，疑为仿冒地址 "
+                                             "(mixed-script look-alike domain)")
+        try:
+            ascii_domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_domain = ""
+    if not _DOMAIN.fullmatch(ascii_domain):
+        raise ConfigError(path, key, f"域名 {domain!r} 无效，应为 example.org 这样的域名 (not a valid domain)")
+    return ascii_domain
 
 
 def _check(config: Config) -> None:
@@ -254,11 +344,12 @@ def _check(config: Config) -> None:
         raise ConfigError(path, "smtp.port", "端口应在 1–65535 之间 (expected 1–65535)")
     if smtp.connections < 1:
         raise ConfigError(path, "smtp.connections", "至少为 1 (at least 1)")
-    if "@" not in smtp.sender:
-        raise ConfigError(path, "smtp.sender", f"不是邮箱地址 {smtp.sender!r} (not an email address)")
     _check_web(config)
-    if "@" not in config.office.email:
-        raise ConfigError(path, "office.email", f"不是邮箱地址 {config.office.email!r} (not an email address)")
+    if config.delivery.transport == "smtp":
+        for key, value in (("smtp.sender", smtp.sender), ("office.email", config.office.email)):
+            if not value:
+                raise ConfigError(path, key, '使用 transport = "smtp" 时必须填写，系统不会代填地址 '
+                                             '(required with transport = "smtp": no address is made up)')
 
 
 def _check_web(config: Config) -> None:

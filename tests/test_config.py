@@ -26,6 +26,51 @@ def test_it_defaults_to_a_sqlite_file_beside_the_config(tmp_path: Path) -> None:
     assert loaded.delivery.maildir == tmp_path / "maildir"
 
 
+def test_it_invents_no_address_for_a_maildir_config_without_one(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, ""))
+    assert (loaded.office.email, loaded.smtp.sender) == ("", "")
+    assert loaded.from_address() == "reminders@localhost"
+    assert loaded.smtp.sender_name == "督查室"
+
+
+def test_it_says_which_paths_it_tried_when_there_is_no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REMINDERS_CONFIG", raising=False)
+    with pytest.raises(ConfigError) as error:
+        config.load()
+    assert str(error.value) == (
+        f"{tmp_path / 'reminders.toml'}: 未找到配置文件：未指定 --config，环境变量 REMINDERS_CONFIG 未设置，"
+        f"{tmp_path / 'reminders.toml'} 不存在；可复制 config.example.toml 为 reminders.toml 后修改 "
+        f"(no config file: no --config, $REMINDERS_CONFIG unset, {tmp_path / 'reminders.toml'} does not exist)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_it_reads_sender_as_name_and_address(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, '[smtp]\nsender = "督查室 <duchashi@bureau.example>"\n'))
+    assert (loaded.smtp.sender, loaded.smtp.sender_name) == ("duchashi@bureau.example", "督查室")
+    quoted = config.load(write(tmp_path, '[smtp]\nsender = "\\"Office, Supervision\\" <a@b.example>"\n'))
+    assert (quoted.smtp.sender, quoted.smtp.sender_name) == ("a@b.example", "Office, Supervision")
+    named = config.load(write(tmp_path, '[smtp]\nsender = "督查室 <a@b.example>"\nsender_name = "市民宗局督查室"\n'))
+    assert (named.smtp.sender, named.smtp.sender_name) == ("a@b.example", "市民宗局督查室")
+
+
+def test_it_signs_with_the_office_name_when_the_sender_has_none(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, '[office]\nname = "市民宗局督查室"\n[smtp]\nsender = "a@b.example"\n'))
+    assert (loaded.smtp.sender, loaded.smtp.sender_name) == ("a@b.example", "市民宗局督查室")
+
+
+def test_it_stores_an_internationalised_domain_as_punycode(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, '[smtp]\nsender = "ducha@例子.中国"\n[office]\nemail = "ban@例子.中国"\n'))
+    assert loaded.smtp.sender == "ducha@xn--fsqu00a.xn--fiqs8s"
+    assert loaded.office.email == "ban@xn--fsqu00a.xn--fiqs8s"
+
+
+def test_it_reads_the_office_contact_and_phone(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, '[office]\ncontact = "王敏"\nphone = "0371-65500000"\n'))
+    assert (loaded.office.contact, loaded.office.phone) == ("王敏", "0371-65500000")
+
+
 def test_it_anchors_relative_sqlite_paths_at_the_config_folder(tmp_path: Path) -> None:
     loaded = config.load(write(tmp_path, '[database]\nurl = "sqlite:///var/db.sqlite3"\n'))
     assert loaded.database_url == f"sqlite:///{tmp_path / 'var/db.sqlite3'}"
@@ -45,6 +90,19 @@ def test_it_anchors_relative_sqlite_paths_at_the_config_folder(tmp_path: Path) -
         ("[delivery]\ntransport = \"pigeon\"\n", "delivery.transport", "smtp / maildir"),
         ("[database]\nurl = \"nowhere\"\n", "database.url", "SQLAlchemy URL"),
         ("[smtp]\nsender = \"office\"\n", "smtp.sender", "not an email address"),
+        ("[smtp]\nsender = \"督查室 <duchashi@bureau.example\"\n", "smtp.sender", "not an email address"),
+        ("[smtp]\nsender = \"boss@ex\u0430mple.org\"\n", "smtp.sender", "look-alike"),
+        ("[smtp]\nsender = \"督查@example.org\"\n", "smtp.sender", "ASCII"),
+        ("[smtp]\nsender = \"a@[127.0.0.1]\"\n", "smtp.sender", "domain"),
+        ("[office]\nemail = \"ducha@exa_mple.org\"\n", "office.email", "domain"),
+        ("[office]\nemail = \"督查室 <ducha@example.org>\"\n", "office.email", "not an email address"),
+        ("[mail]\nmessage_id_domain = \"bureau.example>\"\n", "mail.message_id_domain", "domain"),
+        ("[mail]\nlanguage = \"fr\"\n", "mail.language", "zh_CN / en"),
+        ("[smtp]\nsender_name = \"督查室\u2028Bcc: x@evil.example\"\n", "smtp.sender_name", "line break"),
+        ("[delivery]\ntransport = \"smtp\"\n[office]\nemail = \"ducha@example.org\"\n", "smtp.sender",
+         "transport = \"smtp\""),
+        ("[delivery]\ntransport = \"smtp\"\n[smtp]\nsender = \"ducha@example.org\"\n", "office.email",
+         "transport = \"smtp\""),
     ],
 )
 def test_it_names_the_file_and_key_of_a_bad_setting(tmp_path: Path, text: str, key: str, words: str) -> None:
@@ -111,3 +169,21 @@ def test_it_refuses_a_line_break_in_any_setting_that_reaches_a_header(tmp_path: 
     with pytest.raises(ConfigError) as error:
         config.load(write(tmp_path, '[smtp]\nsender_name = "督查室\\r\\nBcc: evil@example.org"\n'))
     assert error.value.key == "smtp.sender_name" and "line break" in str(error.value)
+
+
+def test_it_documents_every_key_in_the_example_config() -> None:
+    from dataclasses import fields
+
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    sections = {name: body for name, body in
+                (part.split("]\n", 1) for part in ("\n" + text).split("\n[")[1:])}
+    for name, cls in config._SECTIONS.items():
+        for key in (f.name for f in fields(cls) if f.name != "password"):
+            assert f"\n{key} = " in "\n" + sections[name] or f"\n# {key} = " in "\n" + sections[name], (name, key)
+
+
+def test_it_loads_the_example_config_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = config.load(str(ROOT / "config.example.toml"))
+    assert (loaded.smtp.sender, loaded.smtp.sender_name) == ("ducha@bureau.example", "督查室")
+    assert (loaded.office.email, loaded.office.contact, loaded.office.phone) == (
+        "ducha@bureau.example", "王敏", "0371-65500000")

@@ -51,6 +51,7 @@ def old_build_message(
     reply_to: str | None,
     message_id: str,
     date: datetime,
+    content_language: str = "zh-CN",  # the headers that say "automated" came later; compared on their own
 ) -> bytes:
     if not to:
         raise ValueError("a message needs at least one recipient")
@@ -120,6 +121,7 @@ dates = st.builds(
     st.integers(-14 * 60 + 1, 14 * 60 - 1),
 )
 message_ids = st.builds(lambda local, domain: f"<{local}@{domain}>", _atext, _label)
+languages = st.sampled_from(["zh-CN", "en", "zh-Hans-CN", "en-GB"])
 
 
 @st.composite
@@ -132,6 +134,7 @@ def messages(draw: st.DrawFn) -> tuple[RenderedMail, dict[str, object]]:
         "reply_to": draw(st.none() | addresses),
         "message_id": draw(message_ids),
         "date": draw(dates),
+        "content_language": draw(languages),
     }
     return mail, args
 
@@ -233,13 +236,17 @@ def test_it_round_trips_through_the_email_parser(case: tuple[RenderedMail, dict[
     assert got["date"] == args["date"] and got["date"].utcoffset() == args["date"].utcoffset()  # type: ignore[attr-defined]
     assert got["message_id"] == args["message_id"]
     assert got["mime_version"] == "1.0"
+    assert (msg["Auto-Submitted"], msg["X-Auto-Response-Suppress"]) == ("auto-generated", "All")
+    assert msg["Content-Language"] == args["content_language"]
+    assert msg["Precedence"] is None  # it hurts the delivery of official mail
     assert msg.get_content_type() == "multipart/alternative"
     assert got["types"] == [("text/plain", "utf-8"), ("text/html", "utf-8")]
     assert got["plain"] == wire(mail.text)
     assert got["html"] == wire(mail.html)
     assert all(p["Content-Transfer-Encoding"] == "base64" for p in msg.iter_parts())
     assert not msg.defects and not any(p.defects for p in msg.iter_parts())
-    for name in ("Subject", "From", "To", "Reply-To", "Date", "Message-ID"):
+    for name in ("Subject", "From", "To", "Reply-To", "Date", "Message-ID", "Auto-Submitted",
+                 "X-Auto-Response-Suppress", "Content-Language"):
         if name != "Reply-To" or args["reply_to"] is not None:
             # A control character the caller put in is reported as such; nothing else may be.
             defects = [d for d in msg[name].defects if not isinstance(d, NonPrintableDefect)]
@@ -358,6 +365,7 @@ def test_it_writes_ascii_as_it_is() -> None:
     )
     head = raw.split(b"\r\n\r\n", 1)[0]
     assert b"\r\nSubject: Monthly reminder: June\r\n" in head
+    assert b"\r\nAuto-Submitted: auto-generated\r\nX-Auto-Response-Suppress: All\r\nContent-Language: zh-CN\r\n" in head
     assert head.startswith(b"From: Supervision Office <dcs@example.org>\r\n")
     assert b'\r\nTo: "Smith, John" <js@example.org>, x@example.org\r\n' in head
     assert b"=?" not in head
@@ -431,6 +439,9 @@ def test_it_refuses_any_line_break_in_a_header(field: str, char: str) -> None:
         {"to": [("n", "用户@example.cn")]},
         {"sender": "a@例子.cn"},
         {"message_id": "<é@example.org>"},
+        {"content_language": "zh_CN"},
+        {"content_language": ""},
+        {"content_language": "zh-CN\r\nBcc: x@evil.example"},
     ],
 )
 def test_it_refuses_what_it_cannot_send(override: dict[str, object]) -> None:

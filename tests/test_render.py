@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from reminders.mail.context import DigestContext, Office, ReminderContext, UnitNotReported
+from reminders.mail.context import DigestContext, Office, ReceiptContext, ReceiptLine, ReminderContext, UnitNotReported
 from reminders.mail.mime import RenderedMail, build_message, make_message_id
 from reminders.mail.render import Renderer
 from reminders.tracking.status import Progress, TaskLine
+from reminders.vocabulary import Kind
 
 OFFICE = Office("市民宗局督查室", "dcs@example.gov.cn")
 CST = timezone(timedelta(hours=8))
@@ -306,3 +307,38 @@ def test_it_says_how_many_tasks_a_long_digest_leaves_out() -> None:
     assert "四、本月未报送单位（130 个）" in mail.text and "另有 128 个单位未列出" in mail.text
     assert "另有 50 项未列出" in mail.html
     assert "未列出" not in Renderer().render("digest", DIGEST).text
+
+
+RECEIPT = ReceiptContext(
+    unit="市民宗局办公室", contact="李四", cycle="2021-06", as_of=date(2021, 6, 21), office=OFFICE,
+    reports=(ReceiptLine("1", LATE.title, "progress", 50, "已开展宣讲", "", "", None, None),),
+)
+STAFFED = replace(OFFICE, contact="王敏", phone="0371-65500000")
+FOOTER_LINES = {
+    "zh_CN": ("如有疑问，请直接回复本邮件，或联系市民宗局督查室（dcs@example.gov.cn）。",
+              "联系人：王敏　电话：0371-65500000"),
+    "en": ("Questions: reply to this email, or contact 市民宗局督查室 (dcs@example.gov.cn).",
+           "Contact: 王敏, tel. 0371-65500000"),
+}
+
+
+@pytest.mark.parametrize("language", ["zh_CN", "en"])
+@pytest.mark.parametrize(("kind", "context"), [("reminder", REMINDER), ("chase", REMINDER), ("digest", DIGEST),
+                                               ("receipt", RECEIPT)])
+def test_it_names_the_office_contact_and_phone_in_every_footer(
+    language: str, kind: Kind, context: ReminderContext | DigestContext | ReceiptContext
+) -> None:
+    renderer = Renderer(language)
+    mail = renderer.render(kind, replace(context, office=STAFFED))
+    asked, contact = FOOTER_LINES[language]
+    assert f"\n{asked}\n{contact}\n" in mail.text
+    assert f"{contact}<br>" in mail.html
+    bare = renderer.render(kind, context)
+    assert f"\n{asked}\n" in bare.text
+    assert "0371" not in bare.text and "0371" not in bare.html
+
+
+@pytest.mark.parametrize(("language", "contact"), [("zh_CN", "电话：0371-65500000"), ("en", "Tel. 0371-65500000")])
+def test_it_gives_the_phone_alone_when_no_contact_person_is_set(language: str, contact: str) -> None:
+    mail = Renderer(language).render("reminder", replace(REMINDER, office=replace(OFFICE, phone="0371-65500000")))
+    assert f"\n{contact}\n" in mail.text and f"{contact}<br>" in mail.html

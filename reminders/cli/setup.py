@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
 import click
 
 from reminders.cli.common import State, friendly, pass_state
+
+if TYPE_CHECKING:
+    from reminders.config import Config
 
 
 @click.command()
@@ -24,18 +31,93 @@ def init(state: State) -> None:
 
 
 @click.command("check-config")
-@pass_state
+@click.pass_context
 @friendly
-def check_config(state: State) -> None:
-    """检查配置文件 Validate the config file and show what it resolves to (no secrets shown)."""
+def check_config(ctx: click.Context) -> None:
+    """检查配置文件 Validate the config file and show what it resolves to (no secrets shown).
+
+    Shows everything that shapes the mails (office, sender, Reply-To, links, language, transport), renders a
+    sample reminder exactly as `send` would, and warns about what units would notice. Exits 1 if no config file
+    is found or it is invalid.
+
+    Example: reminders --config reminders.toml check-config
+    """
+    from reminders.config import ENV_PATH, NoConfigFile
+
+    state = ctx.ensure_object(State)
+    try:
+        config = state.config
+    except NoConfigFile as missing:
+        click.echo("未找到配置文件 (no config file found). 查找过 (tried):")
+        click.echo(f"  {'--config':<24}未指定 (not given)")
+        click.echo(f"  {'$' + ENV_PATH:<24}未设置 (not set)")
+        click.echo(f"  {'./reminders.toml':<24}{missing.default} 不存在 (does not exist)")
+        click.echo("可复制 config.example.toml 为 reminders.toml 后修改 "
+                   "(copy config.example.toml to reminders.toml and edit it)")
+        ctx.exit(1)
+    from reminders.mail.message import check_sample
+
+    check_sample(config)
+    for label, value in _summary(config):
+        click.echo(f"{label}: {value}")
+    for warning in _warnings(config):
+        click.echo(f"警告：{warning}")
+
+
+NOT_SET = "未设置 (not set)"
+
+
+def _summary(config: Config) -> list[tuple[str, str]]:
     from reminders.store import db
 
-    config = state.config
-    click.echo(f"config:    {config.path}")
-    click.echo(f"database:  {db.masked(config.database_url)}")
-    click.echo(f"transport: {config.delivery.transport}"
-               + (f" → {config.delivery.maildir}" if config.delivery.transport == "maildir"
-                  else f" → {config.smtp.host}:{config.smtp.port} ({config.smtp.security})"))
-    click.echo(f"schedule:  reminders '{config.schedule.reminders}', digests '{config.schedule.digests}', "
-               f"chase '{config.schedule.chase}' "
-               f"({config.schedule.timezone}); report day {config.schedule.report_day}")
+    office, smtp, secret_env = config.office, config.smtp, config.web.secret_env
+    if config.delivery.transport == "maildir":
+        transport = f"maildir → {config.delivery.maildir}"
+    else:
+        transport = f"smtp → {smtp.host}:{smtp.port} ({smtp.security})"
+    sender = f"{smtp.sender_name} <{config.from_address()}>" if smtp.sender_name else config.from_address()
+    if not smtp.sender:
+        sender += "（未设置 [smtp] sender，仅可写入 Maildir (not set: Maildir only)）"
+    if config.web_secret() is None:
+        links = (f"未开启：环境变量 {secret_env} 未设置，提醒邮件不带填报链接 "
+                 f"(off: ${secret_env} is not set; reminders carry no report link)")
+    else:
+        links = f"已开启，密钥取自环境变量 {secret_env} (on: secret from ${secret_env})"
+    password = NOT_SET
+    if smtp.password_env:
+        state = "已设置 set" if smtp.password_env in os.environ else "未设置 NOT set"
+        password = f"取自环境变量 {smtp.password_env}（{state}）"
+    schedule = config.schedule
+    return [
+        ("配置文件 config", config.path),
+        ("数据库 database", db.masked(config.database_url)),
+        ("发送方式 transport", transport),
+        ("SMTP 密码 password", password),
+        ("办公室 office", office.name),
+        ("办公室邮箱 office email", office.email or NOT_SET),
+        ("联系人 contact", office.contact or NOT_SET),
+        ("电话 phone", office.phone or NOT_SET),
+        ("发件人 From", sender),
+        ("回复地址 Reply-To", office.email or "无 (none)"),
+        ("邮件语言 language", config.mail.language),
+        ("填报链接 report links", links),
+        ("网址 base URL", config.web.base_url),
+        ("时区 timezone", schedule.timezone),
+        ("日程 schedule", f"reminders '{schedule.reminders}', digests '{schedule.digests}', chase '{schedule.chase}'; "
+                         f"report day {schedule.report_day}"),
+    ]
+
+
+def _warnings(config: Config) -> list[str]:
+    warnings = []
+    host = (urlsplit(config.web.base_url).hostname or "").lower()
+    local = host == "localhost" or host.endswith(".localhost") or host.startswith("127.") or host == "::1"
+    if local and config.delivery.transport == "smtp":
+        warnings.append(f"[web] base_url 指向本机 {config.web.base_url}，各单位收到的填报链接在他们的电脑上打不开；"
+                        "请设为各单位能访问的地址 (warning: base_url points at this machine; units could not open "
+                        "their links)")
+    if config.web_secret() is None:
+        secret_env = config.web.secret_env
+        warnings.append(f"填报链接未开启，请设置环境变量 {secret_env} "
+                        f"(warning: report links are off: set ${secret_env})")
+    return warnings

@@ -58,6 +58,12 @@ def cron_of(config: Config, kind: Kind) -> str:
     return str(getattr(config.schedule, _KEYS[kind]))
 
 
+def office_of(config: Config) -> Office:
+    """The office as the footer of every mail shows it."""
+    office = config.office
+    return Office(office.name, office.email, office.contact, office.phone)
+
+
 def unit_link(config: Config, unit_id: int, cycle: str) -> str | None:
     """The unit's signed report link for the cycle, or None while no web secret is configured."""
     secret = config.web_secret()
@@ -76,7 +82,7 @@ def iter_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind,
                 as_of: date | None = None) -> Iterator[Draft]:
     """The cycle's messages one at a time, so a large cycle never holds every message's content at once."""
     plan = active_plan(session)
-    office = Office(config.office.name, config.office.email)
+    office = office_of(config)
     units = session.scalars(select(Unit).order_by(Unit.id)).all()
     leaders = session.scalars(select(Leader).order_by(Leader.id)).all()
     loaded = load_plan(session, plan)

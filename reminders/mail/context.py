@@ -15,8 +15,12 @@ from reminders.vocabulary import ReportStatus, TaskState
 
 @dataclass(frozen=True)
 class Office:
+    """Who signs the mails: the footer of every mail names them ("" leaves a part out)."""
+
     name: str
     email: str
+    contact: str = ""
+    phone: str = ""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ _EW_PREFIX = b"=?utf-8?b?"
 _EW_OVERHEAD = len(_EW_PREFIX) + 2  # "=?utf-8?b?" + "?="
 _EW_MAX = 75  # RFC 2047 §2: an encoded-word is at most 75 characters
 _B64_LINE = 76  # RFC 2045 §6.8
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")  # RFC 5646, as Content-Language carries it
 
 
 def _check_header(name: str, value: str) -> str:
@@ -156,6 +157,7 @@ def build_message(
     reply_to: str | None,
     message_id: str,
     date: datetime,
+    content_language: str = "zh-CN",
 ) -> bytes:
     """The mail as wire bytes: multipart/alternative of text/plain and text/html, both UTF-8 in base64, CRLF.
 
@@ -165,6 +167,10 @@ def build_message(
     RFC 2047 encoded-words, lines folded at 78), both bodies are base64 with 76-character lines, and the boundary
     starts with "=_", which no base64 line can start with. tests/test_mime.py parses the output with the email
     package and compares it against the EmailMessage path for generated inputs.
+
+    Every message says it is automated (RFC 3834 Auto-Submitted, and Exchange's X-Auto-Response-Suppress), so
+    out-of-office replies stay away from the office's mailbox; `Precedence: bulk` is left out on purpose: relays
+    treat it as a mass mailing, which official reminders are not.
     """
     if not to:
         raise ValueError("a message needs at least one recipient")
@@ -173,6 +179,8 @@ def build_message(
     _check_header("Message-ID", message_id)
     if not _PRINTABLE.fullmatch(message_id) or len(message_id) > _MAX_LINE - len("Message-ID: "):
         raise ValueError(f"Message-ID must be printable ASCII: {message_id!r}")
+    if not _LANGUAGE_TAG.fullmatch(content_language):
+        raise ValueError(f"Content-Language must be a language tag such as zh-CN: {content_language!r}")
     subject = _unstructured("Subject", mail.subject)
     # Deterministic, so a rebuilt message has the same bytes; "=_" keeps it out of base64 and the part headers.
     boundary = "=_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:32]
@@ -184,7 +192,9 @@ def build_message(
         parts.append(_address_header("Reply-To", [("", reply_to)]))
     parts += [
         subject,
-        f"Date: {format_datetime(date)}\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
+        f"Date: {format_datetime(date)}\r\nMessage-ID: {message_id}\r\n"
+        f"Auto-Submitted: auto-generated\r\nX-Auto-Response-Suppress: All\r\nContent-Language: {content_language}\r\n"
+        "MIME-Version: 1.0\r\n"
         f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode("ascii"),
     ]
     for subtype, body in (("plain", mail.text), ("html", mail.html)):

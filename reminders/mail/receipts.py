@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from reminders.config import Config
 from reminders.errors import ReminderError
-from reminders.mail.compose import Draft, unit_link
-from reminders.mail.context import Office, ReceiptContext, ReceiptLine
+from reminders.mail.compose import Draft, office_of, unit_link
+from reminders.mail.context import ReceiptContext, ReceiptLine
 from reminders.store.models import ProgressReport, Task, Unit
 from reminders.vocabulary import ReportStatus
 
@@ -29,7 +29,7 @@ def receipt_draft(session: Session, config: Config, unit_id: int, cycle: str, re
                               r.requested_deadline, r.request_reason) for r, number, title in rows)
     recorded_on = max(r.reported_on for r, _, _ in rows)
     context = ReceiptContext(unit.name, unit.contact, cycle, recorded_on,
-                             Office(config.office.name, config.office.email), lines,
+                             office_of(config), lines,
                              unit_link(config, unit_id, cycle))
     return Draft("receipt", cycle, f"unit:{unit_id}:receipt:{min(report_ids)}", unit.name, tuple(unit.addresses),
                  context)
