@@ -25,6 +25,8 @@ from reminders.delivery import dispatch
 from reminders.mail.compose import SCHEDULED, cron_of
 from reminders.store.db import masked
 from reminders.store.models import OutboxMessage
+from reminders.store.plans import NoPlanError, active_plan
+from reminders.tracking.cycles import OutsidePlanYear, check_cycle_in_plan
 from reminders.vocabulary import Kind
 
 log = logging.getLogger("reminders.daemon")
@@ -46,6 +48,8 @@ def run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | N
     for attempt in range(1, retry.attempts + 1):
         log.info("job %s: cycle %s as of %s", kind, cycle, when.date().isoformat())
         try:
+            if not _in_plan_year(engine, kind, cycle):
+                return None
             result = dispatch.send_cycle(engine, config, cycle, (kind,), when.date(), echo=log.info)
         except DBAPIError as exc:
             if not exc.connection_invalidated and not _unreachable(exc):
@@ -60,8 +64,36 @@ def run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | N
             continue
         log.info("job %s: cycle %s recorded %d, sent %d, skipped %d, failed %d", kind, cycle, result.recorded,
                  len(result.sent), result.skipped, len(result.failed))
+        for label in result.failed:  # one message's fault never stops the job: each is logged, the rest went out
+            log.error("job %s: 失败 failed %s", kind, label)
         return result
     return None
+
+
+_told: set[tuple[str, bool]] = set()  # (plan title, ended): said once per process, not at every job
+_told_lock = threading.Lock()
+
+
+def _in_plan_year(engine: Engine, kind: Kind, cycle: str) -> bool:
+    """Whether the active plan's year covers the cycle; if not, nothing is sent and the office is told once (the
+    plan of an ended year would otherwise be mailed every month with ever more days overdue)."""
+    with Session(engine) as session:
+        try:
+            check_cycle_in_plan(active_plan(session), cycle)
+        except NoPlanError:
+            return True  # send_cycle says so in its own words
+        except OutsidePlanYear as exc:
+            plan = active_plan(session)
+            with _told_lock:
+                first = (plan.title, exc.ended) not in _told
+                _told.add((plan.title, exc.ended))
+            if first:
+                log.warning("%s；守护进程不发送该计划年度以外的邮件 (the daemon sends nothing outside the plan's year)",
+                            exc)
+            else:
+                log.info("job %s: cycle %s outside the plan's year %s, nothing sent", kind, cycle, plan.year)
+            return False
+    return True
 
 
 def deliver_receipts(config: Config, engine: Engine) -> None:

@@ -68,10 +68,11 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
-def write_inputs(folder: Path) -> Inputs:
-    """The plan (5 sections, 60 tasks) and the tables: every task assigned, every unit leads at least one."""
+def write_inputs(folder: Path, units: int = UNITS, tasks: int = TASKS) -> Inputs:
+    """The plan (5 sections, `tasks` tasks) and the tables: every task assigned, every unit leads at least one
+    (while `tasks` >= `units`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    per_section = TASKS // len(SECTIONS)
+    per_section = tasks // len(SECTIONS)
     lines = ["2021年测试工作计划", ""]
     for index, numeral in enumerate(SECTIONS):
         lines.append(f"{numeral}、第{numeral}部分测试工作")
@@ -84,17 +85,17 @@ def write_inputs(folder: Path) -> Inputs:
                          [[name, title, leader_address(n), scope]
                           for n, (name, title, scope) in enumerate(LEADERS, start=1)])
     # Units are looked after by the three 分管 leaders in turn.
-    units = _write_csv(folder / "units.csv", ["单位", "邮箱", "联系人", "分管领导"],
-                       [[unit_name(n), unit_address(n), f"联系人{n:02d}", LEADERS[1 + n % 3][0]]
-                        for n in range(1, UNITS + 1)])
+    unit_table = _write_csv(folder / "units.csv", ["单位", "邮箱", "联系人", "分管领导"],
+                            [[unit_name(n), unit_address(n), f"联系人{n:02d}", LEADERS[1 + n % 3][0]]
+                             for n in range(1, units + 1)])
     rows = []
-    for task in range(1, TASKS + 1):
-        lead = (task - 1) % UNITS + 1
-        co_units = [unit_name((lead + step - 1) % UNITS + 1) for step in (7, 13) if task % (step % 5 + 2) == 0]
+    for task in range(1, tasks + 1):
+        lead = (task - 1) % units + 1
+        co_units = [unit_name((lead + step - 1) % units + 1) for step in (7, 13) if task % (step % 5 + 2) == 0]
         rows.append([str(task), "", unit_name(lead), "、".join(co_units), DEADLINES[task % len(DEADLINES)]])
     assignments = _write_csv(folder / "assignments.csv", ["序号", "责任领导", "牵头单位", "配合单位", "完成时限"],
                              rows)
-    return Inputs(plan, leaders, units, assignments)
+    return Inputs(plan, leaders, unit_table, assignments)
 
 
 def prepare(config: Path, inputs: Inputs) -> None:
@@ -194,6 +195,16 @@ def reset_outbox(db_url: str) -> None:
     try:
         with engine.begin() as connection:
             connection.execute(text("delete from outbox"))
+    finally:
+        engine.dispose()
+
+
+def set_plan_year(db_url: str, year: int) -> None:
+    """The prepared plan made a plan of `year`: the daemon sends only within its plan's year."""
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("update plans set year = :year"), {"year": year})
     finally:
         engine.dispose()
 

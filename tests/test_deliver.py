@@ -3,6 +3,8 @@ import logging
 import shutil
 import socket
 import ssl
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from email.message import EmailMessage
@@ -389,3 +391,47 @@ def test_it_sends_over_tls_without_verification_and_warns_once(
     warnings = [r for r in caplog.records if "verification is disabled" in r.getMessage()]
     assert len(warnings) == 1
     assert PASSWORD not in caplog.text
+
+
+def _stop_once_the_server_sees_mail(server: RecordingServer, stop: threading.Event) -> threading.Thread:
+    def watch() -> None:
+        while not server.mail_times:
+            time.sleep(0.005)
+        stop.set()  # Ctrl-C while the first message is in its SMTP transaction
+
+    helper = threading.Thread(target=watch)
+    helper.start()
+    return helper
+
+
+def test_it_finishes_the_message_in_flight_and_starts_no_other_once_stopped(server: RecordingServer) -> None:
+    server.delay_replies(0.3)  # the 250 comes well after the stop was asked for
+    stop = threading.Event()
+    outbox = Outbox(envelope(key) for key in (1, 2, 3))
+    helper = _stop_once_the_server_sees_mail(server, stop)
+
+    unsettled = asyncio.run(deliver_smtp(settings_for(server, connections=1), outbox.claim, outbox.settle, stop))
+    helper.join()
+
+    assert outbox.outcomes == {1: Outcome(1, sent=True)}
+    assert unsettled == []
+    assert [e.key for e in outbox.pending] == [2, 3]
+    assert [m.message_id for m in server.messages] == [envelope(1).message_id]
+
+
+def test_it_cuts_a_retry_wait_short_when_stopped_and_hands_the_message_back(server: RecordingServer) -> None:
+    server.fail_next(451, "4.3.0 try again later", stage="data")
+    stop = threading.Event()
+    outbox = Outbox([envelope(1)])
+
+    def settle_never(outcome: Outcome) -> None:
+        raise AssertionError(f"settled though stopped: {outcome}")
+
+    helper = _stop_once_the_server_sees_mail(server, stop)
+    # A backoff of an hour: only the stop can end this run.
+    unsettled = asyncio.run(deliver_smtp(settings_for(server, connections=1, backoff=3600.0), outbox.claim,
+                                         settle_never, stop))
+    helper.join()
+
+    assert unsettled == [1]  # claimed, not sent: the caller puts it back to pending
+    assert server.messages == []

@@ -2,35 +2,48 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from reminders.cli.common import KIND_CHOICES, State, cycle_options, friendly, json_lines, pass_state
-from reminders.vocabulary import KIND_LABELS, OUTBOX_STATE_LABELS
+from reminders.cli.common import (
+    KIND_CHOICES,
+    State,
+    aware,
+    check_cycle,
+    cycle_options,
+    friendly,
+    json_lines,
+    pass_state,
+)
+from reminders.cli.usage import CYCLE
+from reminders.vocabulary import KIND_LABELS, OUTBOX_STATE_LABELS, shown_time
 
 
 @click.command()
 @cycle_options
 @click.option("--dry-run", is_flag=True, help="只列出，不记录不发送 List what would be sent; change nothing.")
+@click.option("--force", is_flag=True, help="计划年度以外的月份也发送 Send a month outside the plan's year.")
 @pass_state
 @friendly
-def send(state: State, cycle: str, kind: str, as_of: datetime | None, dry_run: bool) -> None:
+def send(state: State, cycle: str, kind: str, as_of: datetime | None, dry_run: bool, force: bool) -> None:
     """发送月度提醒与汇总 Build, record and send a cycle's reminders and digests.
 
     Every message is recorded in the outbox before it is sent: sending the same cycle again sends nothing twice,
-    and a message that failed is retried. Exits 1 if any message failed.
+    and a message that failed is retried. Exits 1 if any message failed (each is listed) or the database went
+    away. Ctrl-C or SIGTERM stops after the messages in flight, puts the rest back and prints the command that
+    finishes the month (exit 130 or 143).
 
     Example: reminders send --cycle 2021-06 --kind reminders
     """
-    from reminders.delivery import dispatch
+    from reminders.cli.sendrun import run_send
     from reminders.mail.compose import build_drafts
     from reminders.store.db import session_scope
 
     engine = state.engine()
+    check_cycle(engine, cycle, force)
     kinds = KIND_CHOICES[kind]
     day = as_of.date() if as_of else None
     if dry_run:
@@ -41,11 +54,7 @@ def send(state: State, cycle: str, kind: str, as_of: datetime | None, dry_run: b
                        f"  ({len(getattr(draft.context, 'tasks', ()))} tasks)")
         click.echo(f"共 {len(drafts)} 封 (dry run: nothing recorded or sent)")
         return
-    result = dispatch.send_cycle(engine, state.config, cycle, kinds, day, echo=click.echo)
-    click.echo(f"周期 {cycle}: 新记录 recorded {result.recorded}, 已发送 sent {len(result.sent)}, "
-               f"跳过(此前已发) skipped {result.skipped}, 失败 failed {len(result.failed)}")
-    if result.failed:
-        sys.exit(1)
+    run_send(state, engine, cycle, kind, day, force)
 
 
 @click.command()
@@ -60,11 +69,17 @@ def preview(state: State, cycle: str, kind: str, as_of: datetime | None, out: Pa
     """
     from reminders.delivery import dispatch
 
+    failed: list[str] = []
     paths = dispatch.preview_cycle(state.engine(), state.config, cycle, KIND_CHOICES[kind], out,
-                               as_of.date() if as_of else None)
+                                   as_of.date() if as_of else None, failed)
     for path in paths:
         click.echo(str(path))
     click.echo(f"共 {len(paths)} 封 written to {out}")
+    if failed:
+        click.echo(f"无法生成的邮件 messages that cannot be built ({len(failed)}):")
+        for label in failed:
+            click.echo(f"  {label}")
+        raise SystemExit(1)
 
 
 STATE_NAMES = OUTBOX_STATE_LABELS["zh_CN"]
@@ -72,7 +87,7 @@ KIND_NAMES = KIND_LABELS["zh_CN"]
 
 
 @click.group(invoke_without_command=True)
-@click.option("--cycle", metavar="YYYY-MM", help="只看这个月 Only this month.")
+@click.option("--cycle", type=CYCLE, help="只看这个月 Only this month.")
 @click.option("--state", "state_filter", type=click.Choice(list(STATE_NAMES)), help="只看这个状态 Only this state.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
@@ -88,18 +103,23 @@ def outbox(ctx: click.Context, cycle: str | None, state_filter: str | None, fmt:
     from reminders.delivery import outbox as box
     from reminders.store.db import session_scope
 
-    with session_scope(ctx.ensure_object(State).engine()) as session:
+    state = ctx.ensure_object(State)
+    zone = state.config.schedule.tz
+    with session_scope(state.engine()) as session:
         rows = box.list_messages(session, cycle, state_filter)
-        records = [box.as_json(row) for row in rows]
+        records = [{**box.as_json(row), "created_at": aware(row.created_at).astimezone(zone).isoformat(),
+                    "sent_at": aware(row.sent_at).astimezone(zone).isoformat() if row.sent_at else None}
+                   for row in rows]
+        sent = [shown_time(row.sent_at, zone) if row.sent_at else "-" for row in rows]
     if fmt == "json":
         click.echo(json_lines(records))
         return
     table = [[str(r["id"]), str(r["cycle"]), KIND_NAMES.get(str(r["kind"]), str(r["kind"])), str(r["recipient"]),
-              STATE_NAMES.get(str(r["state"]), str(r["state"])), str(r["attempts"]), str(r["sent_at"] or "-")[:19],
+              STATE_NAMES.get(str(r["state"]), str(r["state"])), str(r["attempts"]), when,
               "; ".join(r["addresses"]) + (f"  {r['last_error']}" if r["last_error"] else "")]  # type: ignore[arg-type]
-             for r in records]
+             for r, when in zip(records, sent, strict=True)]
     click.echo(render_table(["编号", "周期", "类别", "收件人", "状态", "次数", "发送时间", "地址 / 错误"], table,
-                            [8, 7, 4, 20, 6, 4, 19, 80]))
+                            [8, 7, 4, 20, 6, 4, 22, 80]))
     counts = Counter(str(record["state"]) for record in records)
     click.echo("  ".join(f"{label} {counts[state]}" for state, label in STATE_NAMES.items() if counts[state])
                or "发件箱为空 (the outbox is empty)")

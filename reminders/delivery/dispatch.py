@@ -4,27 +4,38 @@ recorded outside a cycle's run, the receipt of a submission and a chase the offi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from reminders.config import Config, Smtp
 from reminders.delivery import outbox
+from reminders.delivery.building import Interrupted, build_each, check_templates
 from reminders.delivery.smtp import DeliveryError, Envelope, Outcome, deliver_maildir, deliver_smtp
 from reminders.mail.compose import BUILT, build_drafts, iter_drafts
-from reminders.mail.message import render_draft, renderer_for
+from reminders.mail.message import renderer_for
 from reminders.mail.receipts import receipt_draft
-from reminders.store.db import session_scope
+from reminders.store.db import masked, session_scope
 from reminders.tracking.cycles import day_in_cycle
 from reminders.vocabulary import Kind
 
 log = logging.getLogger(__name__)
+
+
+_T = TypeVar("_T")
+# A server database restarted under a run is waited for this long (seconds between tries) before the run stops.
+RECONNECT_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 @dataclass
@@ -33,35 +44,50 @@ class SendResult:
     skipped: int = 0
     sent: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    interrupted: bool = False  # a stop was asked for: the run ended after the messages in flight
+    released: int = 0  # claims put back to pending when the run stopped
 
 
 def prepare_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind],
-                  as_of: date | None = None) -> int:
-    """Record the cycle's messages that are not in the outbox yet, in one transaction; returns how many."""
+                  as_of: date | None = None, *, failed: Callable[[str], None] = lambda _label: None,
+                  progress: Callable[[int], None] | None = None,
+                  stop: threading.Event | None = None) -> int:
+    """Record the cycle's messages that are not in the outbox yet, in one transaction; returns how many.
+
+    A message that cannot be built is recorded as failed (`failed` hears of it) and the others are recorded;
+    `progress` hears how many drafts were built so far; `stop`, once set, rolls the whole recording back
+    (`Interrupted`). Requeued messages that were never built are built again.
+    """
     kinds = [kind for kind in kinds if kind in BUILT]
     if not kinds:
         return 0
     renderer = renderer_for(config)
+    check_templates(renderer, kinds)
     now = datetime.now(config.schedule.tz)
     with session_scope(engine) as session:
+        outbox.forget_unbuilt(session, cycle, kinds)
         known = outbox.existing_keys(session, cycle, kinds)
         drafts = (d for d in iter_drafts(session, config, cycle, tuple(kinds), as_of)
                   if (d.kind, d.recipient_key) not in known)
-        return outbox.record(session, (render_draft(config, renderer, d, now) for d in drafts))
+        return outbox.record(session, build_each(config, renderer, drafts, now, failed, progress,
+                                                 stop.is_set if stop is not None else lambda: False))
 
 
 def preview_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], out_dir: Path,
-                  as_of: date | None = None) -> list[Path]:
-    """Write every message of the cycle as .eml files, recording and sending nothing."""
+                  as_of: date | None = None, failed: list[str] | None = None) -> list[Path]:
+    """Write every message of the cycle as .eml files, recording and sending nothing; a message that cannot be
+    built is left out and named in `failed`."""
     renderer = renderer_for(config)
+    check_templates(renderer, [kind for kind in kinds if kind in BUILT])
     now = datetime.now(config.schedule.tz)
     with session_scope(engine) as session:
         drafts = build_drafts(session, config, cycle, tuple(kinds), as_of)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for draft in drafts:
-        message = render_draft(config, renderer, draft, now)
-        path = out_dir / f"{draft.kind}-{draft.cycle}-{draft.recipient_key.replace(':', '-')}.eml"
+    for message in build_each(config, renderer, drafts, now, (failed if failed is not None else []).append):
+        if isinstance(message, outbox.Unbuilt):
+            continue
+        path = out_dir / f"{message.kind}-{message.cycle}-{message.recipient_key.replace(':', '-')}.eml"
         path.write_bytes(message.data)
         written.append(path)
     return written
@@ -73,7 +99,8 @@ def queue_receipt(session: Session, config: Config, unit_id: int, cycle: str, re
     if report_ids:
         draft = receipt_draft(session, config, unit_id, cycle, report_ids)
         now = datetime.now(config.schedule.tz)
-        outbox.record(session, [render_draft(config, renderer_for(config), draft, now)])
+        # A receipt that cannot be built is recorded as failed, so the submission it confirms still commits.
+        outbox.record(session, build_each(config, renderer_for(config), [draft], now, failed=log.warning))
 
 
 def send_chase_now(engine: Engine, config: Config, cycle: str, today: date) -> SendResult:
@@ -82,50 +109,98 @@ def send_chase_now(engine: Engine, config: Config, cycle: str, today: date) -> S
 
 
 def send_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], as_of: date | None = None,
-               echo: Callable[[str], None] = log.info) -> SendResult:
+               echo: Callable[[str], None] = log.info, *, stop: threading.Event | None = None,
+               progress: Callable[[int], None] | None = None, result: SendResult | None = None) -> SendResult:
     """Build and record the cycle's reminders, digests and chases among `kinds`, then send every pending message of
-    `kinds` (receipts included: they were recorded when the units submitted)."""
-    result = _start(engine, cycle, kinds)
-    result.recorded = prepare_cycle(engine, config, cycle, kinds, as_of)
-    _deliver(engine, config, cycle, kinds, result, echo)
+    `kinds` (receipts included: they were recorded when the units submitted).
+
+    `stop`, once set, ends the run cleanly: the recording is rolled back, or the messages in flight are finished and
+    every other claim is put back to pending at once. `result` (default: a new one) is filled in as the run goes,
+    so a caller still has the figures so far when a fault (the database gone) stops the run.
+    """
+    result = result if result is not None else SendResult()
+    _start(engine, cycle, kinds, result)
+
+    def failed(label: str) -> None:
+        result.failed.append(label)
+        echo(f"失败   failed   {label}")
+
+    def record() -> int:
+        del result.failed[:]  # a recording tried again reports its unbuilt messages again
+        return prepare_cycle(engine, config, cycle, kinds, as_of, failed=failed, progress=progress, stop=stop)
+
+    try:
+        result.recorded = _reconnecting(engine, record)
+    except Interrupted:
+        result.failed.clear()  # rolled back with the recording: nothing of it was kept
+        result.interrupted = True
+        return result
+    _deliver(engine, config, cycle, kinds, result, echo, stop)
     return result
 
 
 def deliver_pending(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind],
-                    echo: Callable[[str], None] = log.info) -> SendResult:
+                    echo: Callable[[str], None] = log.info, *, stop: threading.Event | None = None) -> SendResult:
     """Send what the outbox already holds for the cycle and kinds, building nothing."""
-    result = _start(engine, cycle, kinds)
-    _deliver(engine, config, cycle, kinds, result, echo)
+    result = SendResult()
+    _start(engine, cycle, kinds, result)
+    _deliver(engine, config, cycle, kinds, result, echo, stop)
     return result
 
 
-def _start(engine: Engine, cycle: str, kinds: Sequence[Kind]) -> SendResult:
-    result = SendResult()
+def _start(engine: Engine, cycle: str, kinds: Sequence[Kind], result: SendResult) -> None:
     with Session(engine) as session:
         result.skipped = outbox.counts(session, cycle, kinds).get("sent", 0)
     recovered = outbox.recover(engine)
     if recovered:
-        log.warning("%d message(s) claimed by a sender that is gone were put back to pending", recovered)
-    return result
+        log.warning("已将 %d 封由已退出的发送进程认领的邮件放回待发送 "
+                    "(%d message(s) claimed by a sender that is gone were put back to pending)", recovered, recovered)
+
+
+def _reconnecting(engine: Engine, work: Callable[[], _T]) -> _T:
+    """`work`, tried again while a server database cannot be reached (restarted, failed over), for a few seconds.
+
+    Only for a database server: a SQLite file that cannot be written (a full disk) will not heal in seconds, and
+    its locks are already waited for by busy_timeout. Every piece of work passed here is safe to repeat.
+    """
+    if engine.dialect.name == "sqlite":
+        return work()
+    for delay in RECONNECT_DELAYS:
+        try:
+            return work()
+        except (OperationalError, InterfaceError) as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            log.warning("数据库 %s 连接中断，%.2f 秒后重试 (database unreachable, retrying in %.2f s): %s",
+                        masked(str(engine.url)), delay, delay, reason)
+            time.sleep(delay)
+    return work()
 
 
 def _deliver(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], result: SendResult,
-             echo: Callable[[str], None]) -> None:
+             echo: Callable[[str], None], stop: threading.Event | None = None) -> None:
     names: dict[int, str] = {}
     tried: set[int] = set()
     claimed: deque[Envelope] = deque()
     batch = claim_batch(config)
 
     def claim() -> Envelope | None:
+        if stop is not None and stop.is_set():
+            return None
         if not claimed:
-            for item in outbox.claim(engine, cycle, kinds, config.smtp.sender, tried, batch):
+            for item in _reconnecting(engine, lambda: outbox.claim(engine, cycle, kinds, config.smtp.sender, tried,
+                                                                   batch)):
                 names[item.envelope.key] = f"{item.kind} {item.recipient_name} <{', '.join(item.envelope.recipients)}>"
                 claimed.append(item.envelope)
         return claimed.popleft() if claimed else None
 
     def settle(outcome: Outcome) -> None:
-        outbox.settle(engine, outcome)
         label = names.get(outcome.key, str(outcome.key))
+        try:
+            _reconnecting(engine, lambda: outbox.settle(engine, outcome))
+        except (OperationalError, InterfaceError):
+            if outcome.sent:
+                echo(f"已发送但未能记录 sent, not recorded (the next run sends it again)  {label}")
+            raise
         if outcome.sent:
             result.sent.append(label)
             echo(f"已发送 sent     {label}" + (f"  ({outcome.error})" if outcome.error else ""))
@@ -134,15 +209,30 @@ def _deliver(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], 
             result.failed.append(f"{label}: {outcome.error}")
             echo(f"失败   failed   {label}: {outcome.error}")
 
-    if config.delivery.transport == "maildir":
-        deliver_maildir(config.delivery.maildir, claim, settle)
-    else:
-        settings = smtp_settings(config)
-        try:
-            asyncio.run(deliver_smtp(settings, claim, settle))
-        except DeliveryError as exc:
-            outbox.release(engine, [*exc.unsettled, *(envelope.key for envelope in claimed)])
-            raise
+    unsettled: list[int] = []
+    try:
+        if config.delivery.transport == "maildir":
+            deliver_maildir(config.delivery.maildir, claim, settle)
+        else:
+            unsettled = asyncio.run(deliver_smtp(smtp_settings(config), claim, settle, stop))
+    except DeliveryError as exc:
+        outbox.release(engine, [*exc.unsettled, *(envelope.key for envelope in claimed)])
+        raise
+    except (OperationalError, InterfaceError):
+        # The database went away: put back what can be put back; a process that is gone leaves the rest to the
+        # next run's recovery.
+        keys = [envelope.key for envelope in claimed]
+        if keys:
+            with contextlib.suppress(OperationalError, InterfaceError):
+                outbox.release(engine, keys)
+        raise
+    if stop is not None and stop.is_set():
+        result.interrupted = True
+        result.released = _reconnecting(engine, lambda: outbox.release(
+            engine, [*unsettled, *(envelope.key for envelope in claimed)]))
+        if result.released:
+            log.warning("已将本次运行认领的 %d 封邮件放回待发送 (%d claimed message(s) put back to pending)",
+                        result.released, result.released)
 
 
 def claim_batch(config: Config) -> int:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from itertools import islice
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
@@ -26,11 +26,27 @@ from reminders.delivery.smtp import Envelope, Outcome
 from reminders.errors import ReminderError
 from reminders.mail.message import OutgoingMessage
 from reminders.store.models import OutboxMessage
+from reminders.vocabulary import Kind
 
 LEASE = timedelta(minutes=15)
+_T = TypeVar("_T")
 
 
-def batched(items: Iterable[OutgoingMessage], size: int) -> Iterator[list[OutgoingMessage]]:
+@dataclass(frozen=True)
+class Unbuilt:
+    """A message that could not be built: recorded as failed with its reason and no bytes. Requeued
+    (`outbox retry`), it is built again by the next send of its cycle; a row without bytes is never claimed."""
+
+    kind: Kind
+    cycle: str
+    recipient_key: str
+    recipient_name: str
+    addresses: tuple[str, ...]
+    message_id: str
+    error: str
+
+
+def batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
@@ -89,7 +105,15 @@ def existing_keys(session: Session, cycle: str, kinds: Sequence[str]) -> set[tup
     return {(kind, key) for kind, key in rows}
 
 
-def record(session: Session, messages: Iterable[OutgoingMessage], chunk: int = 200) -> int:
+def forget_unbuilt(session: Session, cycle: str, kinds: Sequence[str]) -> int:
+    """Delete the cycle's requeued messages that were never built, so that they are built again; returns how many."""
+    result = session.execute(
+        delete(OutboxMessage).where(OutboxMessage.cycle == cycle, OutboxMessage.kind.in_(kinds),
+                                    OutboxMessage.state == "pending", func.length(OutboxMessage.data) == 0))
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chunk: int = 200) -> int:
     """Insert messages not recorded yet (a concurrent sender may have recorded some); returns how many were new.
 
     Messages are written `chunk` at a time, so a large cycle holds only one chunk of rendered mail in memory.
@@ -104,8 +128,10 @@ def record(session: Session, messages: Iterable[OutgoingMessage], chunk: int = 2
     for batch in batched(messages, chunk):
         rows = [{
             "kind": m.kind, "cycle": m.cycle, "recipient_key": m.recipient_key, "recipient_name": m.recipient_name,
-            "addresses": ";".join(m.addresses), "subject": m.subject, "message_id": m.message_id, "data": m.data,
-            "state": "pending", "attempts": 0, "created_at": now,
+            "addresses": ";".join(m.addresses), "message_id": m.message_id, "attempts": 0, "created_at": now,
+            **({"subject": m.subject, "data": m.data, "state": "pending", "last_error": None}
+               if isinstance(m, OutgoingMessage) else {"subject": "", "data": b"", "state": "failed",
+                                                        "last_error": m.error}),
         } for m in batch]
         added += len(session.execute(statement, rows).all())
     return added
@@ -118,7 +144,7 @@ def _claimable(cycle: str, kinds: Sequence[str], now: datetime) -> ColumnElement
                     ~OutboxMessage.claimed_by.startswith(f"{socket.gethostname()}:", autoescape=True))
     stale = and_(OutboxMessage.state == "sending", OutboxMessage.claimed_at < now - LEASE, elsewhere)
     return and_(OutboxMessage.cycle == cycle, OutboxMessage.kind.in_(kinds),
-                or_(OutboxMessage.state == "pending", stale))
+                or_(OutboxMessage.state == "pending", stale), func.length(OutboxMessage.data) > 0)
 
 
 @dataclass(frozen=True)
@@ -179,14 +205,15 @@ def settle(engine: Engine, outcome: Outcome) -> None:
         )
 
 
-def release(engine: Engine, keys: Iterable[int]) -> None:
-    """Put claimed rows back, untouched, when a run stops before it could send them."""
+def release(engine: Engine, keys: Iterable[int]) -> int:
+    """Put claimed rows back, untouched, when a run stops before it could send them; returns how many."""
     with Session(engine) as session, session.begin():
-        session.execute(
+        result = session.execute(
             update(OutboxMessage).where(OutboxMessage.id.in_(list(keys)), OutboxMessage.state == "sending",
                                         OutboxMessage.claimed_by == owner())
             .values(state="pending", claimed_at=None, claimed_by=None, attempts=OutboxMessage.attempts - 1)
         )
+        return cast("CursorResult[Any]", result).rowcount
 
 
 def counts(session: Session, cycle: str, kinds: Sequence[str]) -> dict[str, int]:
@@ -213,7 +240,8 @@ def list_messages(session: Session, cycle: str | None = None, state: str | None 
 def requeue(session: Session, ids: Sequence[int] | None) -> list[int]:
     """Put failed messages back to pending for the next send (`ids` None: every failed one); a sent one is refused."""
     if ids is None:
-        rows = list(session.scalars(select(OutboxMessage).where(OutboxMessage.state == "failed")))
+        rows = [row for row in session.scalars(select(OutboxMessage).where(OutboxMessage.state == "failed"))
+                if not _unbuilt_receipt(row)]
     else:
         rows = []
         for key in ids:
@@ -222,12 +250,20 @@ def requeue(session: Session, ids: Sequence[int] | None) -> list[int]:
                 raise OutboxError(f"发件箱中没有 {key} 号邮件 (no outbox message {key})")
             if row.state == "sent":
                 raise OutboxError(f"{key} 号邮件已于 {row.sent_at:%Y-%m-%d %H:%M} 发送，不再重发 (already sent)")
+            if _unbuilt_receipt(row):
+                raise OutboxError(f"{key} 号回执未能生成，无法重发；请单位重新报送 (receipt {key} was never built "
+                                  f"and cannot be rebuilt: {row.last_error})")
             rows.append(row)
     for row in rows:
         if row.state == "failed":
             row.state = "pending"
     session.flush()
     return [row.id for row in rows]
+
+
+def _unbuilt_receipt(row: OutboxMessage) -> bool:
+    """A receipt is built when a unit submits, never by a cycle's send: one that failed to build cannot be rebuilt."""
+    return row.kind == "receipt" and not row.data
 
 
 def as_json(row: OutboxMessage) -> dict[str, object]:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import mailbox
 import ssl
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -98,6 +99,11 @@ class _Run:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     in_hand: set[int] = field(default_factory=set)  # claimed, not yet settled
     warned_unverified: bool = False
+    stop: threading.Event | None = None  # asked from outside: finish what is in flight, start nothing new
+
+    @property
+    def halted(self) -> bool:
+        return self.stopped.is_set() or (self.stop is not None and self.stop.is_set())
 
 
 class _Connection:
@@ -220,7 +226,7 @@ async def _deliver_one(conn: _Connection, env: Envelope) -> Outcome | None:
         return Outcome(env.key, sent=False, error="no recipients", permanent=True)
     error = ""
     for attempt in range(1, settings.retries + 1):
-        if conn.run.stopped.is_set():
+        if conn.run.halted:
             return None
         try:
             outcome = await _attempt(conn, env)
@@ -237,7 +243,7 @@ async def _deliver_one(conn: _Connection, env: Envelope) -> Outcome | None:
 async def _worker(run: _Run) -> None:
     conn = _Connection(run)
     try:
-        while not run.stopped.is_set():
+        while not run.halted:
             env = run.claim()
             if env is None:
                 break
@@ -268,14 +274,33 @@ def _check(settings: SmtpSettings) -> None:
         raise DeliveryError("bad SMTP settings: " + "; ".join(problems))
 
 
-async def deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle) -> None:
-    await _deliver_smtp(settings, claim, settle, _Throttle(settings.max_per_minute))
+async def deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle,
+                       stop: threading.Event | None = None) -> list[int]:
+    """Deliver until nothing is left to claim, or `stop` is set: then every transaction in flight is finished and
+    settled, nothing new starts, and the keys claimed but not sent (a retry or a throttle was waiting) are returned
+    for the caller to put back."""
+    return await _deliver_smtp(settings, claim, settle, _Throttle(settings.max_per_minute), stop)
 
 
-async def _deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle, throttle: _Throttle) -> None:
+async def _watch(stop: threading.Event, run: _Run) -> None:
+    """Carry a stop asked from outside the loop (a signal handler, another thread) into the run."""
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+    run.stopped.set()
+
+
+async def _deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle, throttle: _Throttle,
+                        stop: threading.Event | None = None) -> list[int]:
     _check(settings)
-    run = _Run(settings, claim, settle, throttle)
-    results = await asyncio.gather(*(_worker(run) for _ in range(settings.connections)), return_exceptions=True)
+    run = _Run(settings, claim, settle, throttle, stop=stop)
+    watcher = asyncio.create_task(_watch(stop, run)) if stop is not None else None
+    try:
+        results = await asyncio.gather(*(_worker(run) for _ in range(settings.connections)), return_exceptions=True)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
     unsettled = sorted(run.in_hand)
     errors = [r for r in results if isinstance(r, BaseException)]
     for error in errors:
@@ -284,6 +309,7 @@ async def _deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle, th
     if errors:
         errors[0].add_note(f"unsettled outbox keys: {unsettled}")
         raise errors[0]
+    return unsettled
 
 
 def deliver_maildir(folder: Path, claim: Claim, settle: Settle) -> None:
