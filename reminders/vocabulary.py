@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
 from typing import Literal
 
@@ -85,6 +85,12 @@ REPORT_STATUS_LABELS: dict[Language, dict[str, str]] = {
            "extension": "extension requested"},
 }
 
+# Where a progress report came from.
+REPORT_SOURCE_LABELS: dict[Language, dict[str, str]] = {
+    "zh_CN": {"cli": "命令行", "web": "网页", "office": "督查室"},
+    "en": {"cli": "command line", "web": "report form", "office": "office"},
+}
+
 # The messages the product sends.
 Kind = Literal["reminder", "digest", "chase", "receipt"]
 KINDS: tuple[Kind, ...] = ("reminder", "digest", "chase", "receipt")
@@ -129,3 +135,11 @@ def en_date(value: date) -> str:
 def en_cycle(cycle: str) -> str:
     month = _cycle_month(cycle)
     return f"{_EN_MONTHS[month.month - 1]} {month.year}"
+
+
+def shown_time(moment: datetime, zone: tzinfo) -> str:
+    """A moment as a person reads it: in `[schedule] timezone`, saying which (2021-06-20 18:03 +0800). A naive value
+    is UTC, as SQLite hands back what was stored aware."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %z")

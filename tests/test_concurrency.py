@@ -148,6 +148,14 @@ def _daemon_and_send(number: int, database: str, template: str, folder: Path, of
     folder.mkdir()
     url = _database(database, template, folder)
     cycle = datetime.now(TZ).strftime("%Y-%m")  # the month whose midnight run the daemon catches up
+    crashdata.set_plan_year(url, datetime.now(TZ).year)  # back to 2021 below: the lane's other trials send 2021-06
+    try:
+        return _daemon_and_send_in(number, url, folder, offset, cycle)
+    finally:
+        crashdata.set_plan_year(url, 2021)
+
+
+def _daemon_and_send_in(number: int, url: str, folder: Path, offset: float, cycle: str) -> Outcome:
     with RecordingServer() as smtp:
         smtp.delay_replies(DATA_DELAY)
         config = _catch_up(crashdata.prepared_config(folder, url, smtp.port))

@@ -2,6 +2,7 @@
 every-minute job that sends the receipts (回执) units' submissions recorded."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -128,10 +129,21 @@ def _this_cycle() -> str:
     return datetime.now(TZ).strftime("%Y-%m")
 
 
-def _load_examples(cli: Cli) -> None:
+def _plan_of(year: int, folder: Path) -> Path:
+    """The example plan, titled for `year`: the daemon sends only within its plan's year."""
+    text = (EXAMPLES / "plan-2021.txt").read_text(encoding="utf-8")
+    path = folder / f"plan-{year}.txt"
+    path.write_text(text.replace("郑州市民族宗教事务局2021年工作计划", f"郑州市民族宗教事务局{year}年工作计划"),
+                    encoding="utf-8")
+    return path
+
+
+def _load_examples(cli: Cli, year: int | None = None) -> None:
+    """The examples, the plan titled for `year` (default: this year, the year whose cycle a daemon started now runs)."""
     cli("init")
-    for command, name in (("import-plan", "plan-2021.txt"), ("import-leaders", "leaders.csv"),
-                          ("import-units", "units.csv"), ("import-assignments", "assignments.csv")):
+    cli("import-plan", str(_plan_of(year or datetime.now(TZ).year, cli.config.parent)))
+    for command, name in (("import-leaders", "leaders.csv"), ("import-units", "units.csv"),
+                          ("import-assignments", "assignments.csv")):
         cli(command, str(EXAMPLES / name))
 
 
@@ -255,6 +267,55 @@ def test_it_stops_on_sigterm_while_a_job_is_finishing(tmp_path: Path, db_url: st
     wait_for(lambda: len(smtp.messages) >= 1, "the first message")
     output = process.stop()
     assert "stopped" in output
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_it_sends_nothing_once_the_plans_year_has_ended_and_says_so_once(
+    tmp_path: Path, db_url: str, smtp: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from reminders.daemon import run_cycle
+    from reminders.store.db import make_engine
+
+    path = write_config(tmp_path / "reminders.toml", db_url, transport="smtp", smtp_port=smtp.port)
+    _load_examples(Cli(path), 2021)
+    config = config_module.load(str(path))
+    engine = make_engine(config.database_url)
+    caplog.set_level("INFO", logger="reminders")
+    for kind, when in (("reminder", datetime(2022, 1, 20, 9, tzinfo=TZ)),
+                       ("digest", datetime(2022, 1, 26, 9, tzinfo=TZ)),
+                       ("reminder", datetime(2022, 2, 20, 9, tzinfo=TZ))):
+        assert run_cycle(config, engine, kind, when) is None  # type: ignore[arg-type]
+    assert smtp.messages == []
+    with session_scope(engine) as session:
+        assert session.scalars(select(OutboxMessage.id)).all() == []
+    ended = [m for m in _messages(caplog) if "已结束" in m]
+    assert ended == ["周期 2022-01 不在计划年度内：计划《郑州市民族宗教事务局2021年工作计划》是 2021 年的，"
+                     "该年度已结束；请导入 2022 年的计划 (reminders import-plan) (the plan's year 2021 has ended: "
+                     "import the plan for 2022)；守护进程不发送该计划年度以外的邮件 "
+                     "(the daemon sends nothing outside the plan's year)"]
+    assert "job reminder: cycle 2022-02 outside the plan's year 2021, nothing sent" in _messages(caplog)
+
+    assert run_cycle(config, engine, "reminder", datetime(2021, 12, 20, 9, tzinfo=TZ)) is not None  # within the year
+    assert len(smtp.messages) == 7
+
+
+def test_it_logs_on_one_clock_the_schedules_zone_with_its_offset(
+    tmp_path: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    """Every log line carries the time in [schedule] timezone with its offset (not the host's zone, not UTC)."""
+    path = write_config(tmp_path / "r.toml", f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    text = path.read_text(encoding="utf-8").replace('timezone = "Asia/Shanghai"', 'timezone = "America/Sao_Paulo"')
+    path.write_text(text, encoding="utf-8")
+    Cli(path)("init")
+    before = datetime.now(ZoneInfo("America/Sao_Paulo"))
+    daemon = start_daemon(path)
+    daemon.wait_for("scheduled monthly reminders")
+    lines = [line for line in daemon.stop().splitlines() if re.match(r"\d{4}-\d\d-\d\d ", line)]
+    assert len(lines) >= 4, daemon.output
+    for line in lines:
+        stamp = datetime.strptime(line[:24], "%Y-%m-%d %H:%M:%S%z")
+        assert stamp.utcoffset() == timedelta(hours=-3), line
+        assert timedelta(0) <= stamp - before.replace(microsecond=0) < timedelta(minutes=10), line
 
 
 # The receipts (回执) --------------------------------------------------------------------------------------------

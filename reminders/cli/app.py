@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from reminders.cli import imports, office, sending, services, setup, tracking
-from reminders.cli.common import State
+from reminders.cli.common import State, configure_logging
+from reminders.cli.usage import Translating
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Translating, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH",
               help="配置文件 Config file (default: $REMINDERS_CONFIG, else ./reminders.toml).")
 @click.option("-v", "--verbose", is_flag=True, help="详细日志 Verbose logging.")
@@ -30,10 +29,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
       reminders import-assignments assignments.xlsx
       reminders send --cycle 2021-06
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("reminders").setLevel(logging.DEBUG if verbose else logging.INFO)
-    ctx.obj = State(config_path)
+    ctx.obj = State(config_path, configure_logging(verbose))
 
 
 for command in (

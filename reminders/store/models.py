@@ -127,7 +127,7 @@ class CoUnit(Base):
 
 
 class ProgressReport(Base):
-    """One progress report; never updated, so the history of a task is every row for it."""
+    """One progress report; never updated, so the history of a task is every row for it (amendments included)."""
 
     __tablename__ = "progress_reports"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -145,6 +145,8 @@ class ProgressReport(Base):
     requested_deadline: Mapped[date | None] = mapped_column(Date)  # 申请延期: the new date asked for
     request_reason: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(10), default="cli")  # cli|web|office
+    # An amendment is a new report naming the one it corrects; that one is kept but no longer counts.
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("progress_reports.id"), unique=True)
     unit: Mapped[Unit] = relationship()
 
 

@@ -7,6 +7,7 @@ from datetime import date
 
 from reminders.config import Config
 from reminders.errors import ReminderError
+from reminders.store.models import Plan
 
 
 class CycleError(ReminderError, ValueError):
@@ -37,3 +38,27 @@ def report_by(config: Config, cycle: str) -> date:
     """The day units report by in the cycle: `[schedule] report_day`, or the month's last day if it is shorter."""
     year, month = parse_cycle(cycle)
     return date(year, month, min(config.schedule.report_day, calendar.monthrange(year, month)[1]))
+
+
+class OutsidePlanYear(CycleError):
+    """A cycle before or after the plan's year: sending it would remind units of a plan that is not (or no longer)
+    in force, with days left counted from the wrong year."""
+
+    def __init__(self, message: str, ended: bool) -> None:
+        super().__init__(message)
+        self.ended = ended
+
+
+def check_cycle_in_plan(plan: Plan, cycle: str) -> None:
+    """Refuse a cycle outside the plan's year (a plan whose year is unknown covers every month)."""
+    year, _month = parse_cycle(cycle)
+    if plan.year is None or year == plan.year:
+        return
+    ended = year > plan.year
+    if ended:
+        why = (f"计划《{plan.title}》是 {plan.year} 年的，该年度已结束；请导入 {year} 年的计划 (reminders import-plan)"
+               f" (the plan's year {plan.year} has ended: import the plan for {year})")
+    else:
+        why = (f"计划《{plan.title}》是 {plan.year} 年的，{cycle} 尚在该年度之前"
+               f" (the plan is for {plan.year}; {cycle} comes before it)")
+    raise OutsidePlanYear(f"周期 {cycle} 不在计划年度内：{why}", ended)

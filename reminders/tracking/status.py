@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, case, exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from reminders.store.models import Assignment, CoUnit, Leader, Plan, ProgressReport, Section, Task, Unit
 from reminders.tracking.cycles import cycle_of
@@ -123,6 +123,12 @@ def load_plan(session: Session, plan: Plan) -> LoadedPlan:
     return LoadedPlan(plan, tuple(tasks))
 
 
+def not_superseded() -> ColumnElement[bool]:
+    """A report no amendment has replaced: the only kind that counts (an amended one stays in the history)."""
+    newer = aliased(ProgressReport)
+    return ~exists().where(newer.supersedes_id == ProgressReport.id)
+
+
 def _progress(session: Session, plan: Plan, as_of: date) -> tuple[dict[int, Progress], set[int], set[int]]:
     """The latest report of each task up to `as_of`, the tasks done, and those reported in its month.
 
@@ -130,7 +136,7 @@ def _progress(session: Session, plan: Plan, as_of: date) -> tuple[dict[int, Prog
     input is shown to the lead unit but neither closes the task nor counts as the month's report. The latest
     progress shown is the lead unit's latest report, or a co-unit's while the lead unit has never reported.
     """
-    upto = (ProgressReport.reported_on <= as_of, Task.plan_id == plan.id)
+    upto = (ProgressReport.reported_on <= as_of, Task.plan_id == plan.id, not_superseded())
     by_lead = ProgressReport.unit_id == Assignment.lead_unit_id
     order = (ProgressReport.reported_on.desc(), ProgressReport.created_at.desc(), ProgressReport.id.desc())
     ranked = (
