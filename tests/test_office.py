@@ -16,7 +16,7 @@ from reminders.store.db import session_scope
 from reminders.store.models import Assignment, DeadlineChange, Task, User
 from reminders.store.plans import active_plan
 from reminders.tracking import accounts, ledger, office
-from reminders.tracking.reporting import Answer, submit
+from reminders.tracking.reporting import Answer, FormError, submit
 from reminders.tracking.status import load_status
 from tests.conftest import Cli
 from tests.smtpserver import RecordingServer
@@ -134,12 +134,37 @@ def test_it_refuses_an_extension_keeping_the_deadline(env: Env) -> None:
     assert _deadline(env, "13") == date(2021, 12, 31)
 
 
-def test_it_forgets_a_request_superseded_by_a_later_report(env: Env) -> None:
+def test_it_forgets_a_request_the_unit_withdrew_in_a_later_report(env: Env) -> None:
     _request_extension(env)
     with session_scope(env.engine) as session:
+        submit(session, env.config, env.unit_id("信息中心"), "2021-06",
+               [Answer("13", "按期推进", 60, "progress", withdraw=True)], TODAY)
+        assert office.pending_extensions(session) == []
+
+
+def test_it_decides_only_the_latest_request_of_a_task(env: Env) -> None:
+    old = _request_extension(env)
+    new = _request_extension(env, date(2022, 4, 30))
+    now = datetime(2021, 6, 21, 2, 0, tzinfo=UTC)
+    with session_scope(env.engine) as session, pytest.raises(office.OfficeError) as refused:
+        office.decide_extension(session, old, True, "ducha", "", now)
+    assert str(refused.value) == (
+        f"延期申请 {old} 已被信息中心2021年6月22日的报送（编号 {new}）取代，不能再审批；请刷新后审批最新的申请 "
+        f"(request {old} was superseded by report {new}: only a task's latest request can be decided)")
+    assert _deadline(env, "13") == date(2021, 12, 31)
+    with session_scope(env.engine) as session:
+        office.decide_extension(session, new, True, "ducha", "", now)
+    assert _deadline(env, "13") == date(2022, 4, 30)
+
+
+def test_it_keeps_a_pending_request_a_later_report_does_not_withdraw(env: Env) -> None:
+    report_id = _request_extension(env)
+    with session_scope(env.engine) as session, pytest.raises(FormError) as refused:
         submit(session, env.config, env.unit_id("信息中心"), "2021-06", [Answer("13", "按期推进", 60, "progress")],
                TODAY)
-        assert office.pending_extensions(session) == []
+    assert list(refused.value.errors) == ["13.status"]
+    with session_scope(env.engine) as session:
+        assert [e.report_id for e in office.pending_extensions(session)] == [report_id]
 
 
 def test_it_lists_and_chases_the_units_that_have_not_reported(env: Env, smtp: RecordingServer) -> None:

@@ -49,6 +49,9 @@ def add_user(state: State, username: str, password_env: str | None) -> None:
 def extensions(state: State) -> None:
     """待审核的延期申请 List extension requests awaiting a decision (approve or refuse them in the dashboard).
 
+    Only a task's latest request is listed: a request the lead unit has since replaced by a new report can no longer
+    be decided.
+
     Example: reminders admin extensions
     """
     from reminders.columns import render_table
@@ -64,6 +67,8 @@ def extensions(state: State) -> None:
         return
     click.echo(render_table(["编号", "任务", "单位", "现时限", "申请延至", "申请日期", "理由"], rows,
                             [6, 6, 16, 10, 10, 10, 50]))
+    click.echo("每项任务只列出牵头单位最新的申请；被新报送取代的申请不能再审批 "
+               "(only each task's latest request is listed; a superseded one can no longer be decided)")
 
 
 @click.command("export")

@@ -16,7 +16,8 @@ from reminders.errors import ReminderError
 from reminders.store.models import Assignment, DeadlineChange, ProgressReport, Task, Unit
 from reminders.store.plans import active_plan
 from reminders.tracking.cycles import cycle_of, day_in_cycle
-from reminders.tracking.status import awaiting_report, load_status
+from reminders.tracking.status import awaiting_report, load_status, not_superseded
+from reminders.vocabulary import zh_date
 
 
 class OfficeError(ReminderError):
@@ -35,6 +36,7 @@ class Extension:
     requested_deadline: date
     reason: str
     reported_on: date
+    at: datetime  # when it was recorded
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def _latest_lead_reports(session: Session) -> list[tuple[ProgressReport, Task, A
     rows = session.execute(
         select(ProgressReport, Task, Assignment).join(Task, Task.id == ProgressReport.task_id)
         .join(Assignment, (Assignment.task_id == Task.id) & (Assignment.lead_unit_id == ProgressReport.unit_id))
-        .where(Task.plan_id == plan.id, Task.removed_at.is_(None))
+        .where(Task.plan_id == plan.id, Task.removed_at.is_(None), not_superseded())
         .order_by(Task.position, ProgressReport.reported_on.desc(), ProgressReport.created_at.desc(),
                   ProgressReport.id.desc())
     ).all()
@@ -113,6 +115,25 @@ def _latest_lead_reports(session: Session) -> list[tuple[ProgressReport, Task, A
     return latest
 
 
+def _latest_lead_report(session: Session, assignment: Assignment) -> ProgressReport | None:
+    """The lead unit's latest report on the task: the only one whose extension request can still be decided."""
+    return session.scalars(
+        select(ProgressReport).where(ProgressReport.task_id == assignment.task_id,
+                                     ProgressReport.unit_id == assignment.lead_unit_id, not_superseded())
+        .order_by(ProgressReport.reported_on.desc(), ProgressReport.created_at.desc(), ProgressReport.id.desc())
+        .limit(1)).first()
+
+
+def _superseded(report: ProgressReport, latest: ProgressReport | None) -> OfficeError:
+    if latest is None or report.unit_id != latest.unit_id:
+        return OfficeError(f"延期申请 {report.id} 不是该任务牵头单位提出的，不能审批 (request {report.id} is not the "
+                           "lead unit's)")
+    return OfficeError(
+        f"延期申请 {report.id} 已被{latest.unit.name}{zh_date(latest.reported_on)}的报送（编号 {latest.id}）取代，"
+        f"不能再审批；请刷新后审批最新的申请 (request {report.id} was superseded by report {latest.id}: only a "
+        "task's latest request can be decided)")
+
+
 def pending_extensions(session: Session) -> list[Extension]:
     """Each task whose lead unit's latest report asks for an extension the office has not decided, in plan order."""
     decided = set(session.scalars(select(DeadlineChange.report_id).where(DeadlineChange.report_id.is_not(None))))
@@ -120,7 +141,8 @@ def pending_extensions(session: Session) -> list[Extension]:
     for report, task, assignment in _latest_lead_reports(session):
         if report.status == "extension" and report.id not in decided and report.requested_deadline is not None:
             found.append(Extension(report.id, task.number, task.title, report.unit.name, assignment.deadline,
-                                   report.requested_deadline, report.request_reason or "", report.reported_on))
+                                   report.requested_deadline, report.request_reason or "", report.reported_on,
+                                   _aware(report.created_at)))
     return found
 
 
@@ -136,6 +158,9 @@ def decide_extension(session: Session, report_id: int, approve: bool, by: str, r
         select(Assignment).where(Assignment.task_id == report.task_id).with_for_update()).first()
     if assignment is None:
         raise OfficeError("任务已无分工 (the task is no longer assigned)")
+    latest = _latest_lead_report(session, assignment)
+    if latest is None or latest.id != report.id:
+        raise _superseded(report, latest)
     new = report.requested_deadline
     change = DeadlineChange(
         assignment_id=assignment.id, old_deadline=assignment.deadline, new_deadline=new, reason=reason.strip(),

@@ -15,7 +15,7 @@ from reminders.tracking.accounts import LockedOut, authenticate
 from reminders.tracking.cycles import cycle_of
 from reminders.tracking.status import PlanStatus, load_status
 from reminders.vocabulary import STATES
-from reminders.web.pages import WebApp, web
+from reminders.web.pages import WebApp, local_time, web
 from reminders.web.security import WebSession, clear_session, csrf_ok, current_session, new_session, set_session
 
 Handler = Callable[[Request, WebApp, WebSession], Awaitable[Response]]
@@ -80,8 +80,8 @@ async def login(request: Request) -> Response:
     try:
         ok = await app.db(lambda s: authenticate(s, username.strip(), password, now))
     except LockedOut as exc:
-        until = exc.until.astimezone(app.config.schedule.tz).strftime("%H:%M")
-        return refused(app, request, "账号已锁定", f"登录失败次数过多，请于 {until} 后再试，或联系管理员。", 429,
+        until = local_time(exc.until, app.config.schedule.tz)
+        return refused(app, request, "账号已锁定", f"登录失败次数过多，请于 {until}后再试，或联系管理员。", 429,
                        "/admin/login")
     if not ok:
         context = {"csrf": session.csrf, "error": "用户名或密码错误。", "username": username}

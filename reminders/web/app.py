@@ -96,5 +96,6 @@ def create_app(config: Config, engine: Engine, clock: Callable[[], datetime] = _
                           "(the web secret is not set)")
     app = Starlette(routes=routes(), middleware=[Middleware(SecurityHeaders)],
                     exception_handlers={HTTPException: http_error, ReminderError: refusal}, max_body_size=MAX_BODY)
-    app.state.web = WebApp(config, engine, secret, Signer(secret), make_env(config.mail.language), clock)
+    env = make_env(config.mail.language, config.schedule.tz)
+    app.state.web = WebApp(config, engine, secret, Signer(secret), env, clock)
     return app

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
+from functools import partial
 from typing import Any, TypeVar
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -56,14 +57,21 @@ class WebApp:
         return HTMLResponse(html, status_code=status_code)
 
 
-def make_env(language: str) -> Environment:
+def make_env(language: str, tz: tzinfo = UTC) -> Environment:
+    """The page templates; every time they show is in `tz` (the office's `[schedule] timezone`), named."""
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), undefined=StrictUndefined, autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(zh_date=zh_date, zh_cycle=zh_cycle, iso=_iso)
+    env.filters.update(zh_date=zh_date, zh_cycle=zh_cycle, iso=_iso, local_time=partial(local_time, tz=tz))
     words = language_of(language)
     env.globals.update(lights=lights(language), status_labels=REPORT_STATUS_LABELS[words], max_text=MAX_TEXT,
                        no_deadline=NO_DEADLINE[words])
     return env
+
+
+def local_time(value: datetime, tz: tzinfo) -> str:
+    """"2021-06-22 01:05（Asia/Shanghai）": a stored moment as the office reads it (SQLite's naive ones are UTC)."""
+    moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}（{tz}）"
 
 
 def _iso(value: date | None) -> str:
