@@ -14,8 +14,8 @@ from pathlib import Path
 
 import openpyxl
 
+from reminders.addresses import parse_emails
 from reminders.errors import ReminderError
-from reminders.intake.addresses import parse_emails
 
 __all__ = ["Column", "Table", "TableError", "TableErrors", "TableRow", "parse_emails", "read_table", "split_list"]
 
