@@ -54,6 +54,11 @@ def stored_address(address: str) -> str:
 def _ascii_domain(address: str, local: str, domain: str) -> str | None:
     if len(local) > 64 or len(address) > 254 or not _LOCAL_PART.fullmatch(local):
         return None
+    return _as_ascii(domain)
+
+
+def _as_ascii(domain: str) -> str | None:
+    """The domain in the ASCII form mails carry (punycode for an internationalised one), or None if it is none."""
     try:
         ascii_domain = domain.encode("idna").decode("ascii").lower()
     except UnicodeError:
@@ -63,6 +68,20 @@ def _ascii_domain(address: str, local: str, domain: str) -> str | None:
     if names and valid_labels and len(ascii_domain) <= 253 and _TLD.fullmatch(tld) is not None:
         return ascii_domain
     return None
+
+
+def stored_domain(domain: str) -> str:
+    """A domain alone (a Message-ID's, a sender's) checked as `stored_address` checks an address's; ValueError."""
+    if mixed := _mixed_scripts(domain):
+        (first, second), char = mixed
+        raise ValueError(
+            f"域名 “{domain}” 混用了{_SCRIPT_NAMES.get(first, first)}和{_SCRIPT_NAMES.get(second, second)}"
+            f"（“{char}” U+{ord(char):04X}），疑似仿冒的域名，请核对 "
+            f"(look-alike domain: {first.title()} and {second.title()} letters mixed)")
+    ascii_domain = _as_ascii(domain)
+    if ascii_domain is None:
+        raise ValueError(f"域名 “{domain}” 无效，应为 example.org 这样的域名 (not a valid domain)")
+    return ascii_domain if not domain.isascii() else domain
 
 
 def _mixed_scripts(domain: str) -> tuple[tuple[str, str], str] | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from reminders.addresses import stored_domain
 from reminders.errors import ReminderError
 
 DEFAULT_PATH = "reminders.toml"
@@ -259,7 +260,6 @@ def _anchor_sqlite(url: str, base: Path) -> str:
 # says otherwise, so every domain in the config must pass it.
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _NAMED = re.compile(r"(.*?)\s*<([^<>]*)>")
-_LOOKALIKE_SCRIPTS = {"LATIN", "CYRILLIC", "GREEK"}
 
 
 def _resolve_addresses(sections: dict[str, Any], sender_name_set: bool, path: str) -> None:
@@ -300,18 +300,12 @@ def _address(path: str, key: str, text: str, written: str) -> str:
 
 
 def _domain(path: str, key: str, domain: str) -> str:
-    """`domain` as the ASCII form mails carry (punycode for an internationalised one), or a ConfigError."""
-    ascii_domain = domain
-    if not domain.isascii():
-        for label in domain.split("."):
-            scripts = {unicodedata.name(ch, "?").split()[0] for ch in label if ch.isalpha()}
-            if len(scripts & _LOOKALIKE_SCRIPTS) > 1:
-                raise ConfigError(path, key, f"域名 {domain!r} 混用了 {'、'.join(sorted(scripts))} 字母，疑为仿冒地址 "
-                                             "(mixed-script look-alike domain)")
-        try:
-            ascii_domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            ascii_domain = ""
+    """`domain` as the ASCII form mails carry (punycode for an internationalised one), or a ConfigError: the same
+    rules as the imported directory's addresses (reminders.addresses), and what mime.make_message_id accepts."""
+    try:
+        ascii_domain = stored_domain(domain)
+    except ValueError as exc:
+        raise ConfigError(path, key, str(exc)) from None
     if not _DOMAIN.fullmatch(ascii_domain):
         raise ConfigError(path, key, f"域名 {domain!r} 无效，应为 example.org 这样的域名 (not a valid domain)")
     return ascii_domain
