@@ -55,11 +55,12 @@ def run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | N
             if not exc.connection_invalidated and not _unreachable(exc):
                 raise
             wait = retry.delay * 2 ** (attempt - 1)
-            log.error("job %s: database %s unreachable (attempt %d/%d): %s", kind, masked(config.database_url),
-                      attempt, retry.attempts, str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
+            log.error("job %s: 数据库 %s 无法连接，第 %d/%d 次 (database unreachable, attempt %d/%d): %s", kind,
+                      masked(config.database_url), attempt, retry.attempts, attempt, retry.attempts,
+                      str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
             if attempt == retry.attempts or stop.wait(wait):
-                log.error("job %s: giving up on cycle %s; send it by hand: reminders send --cycle %s --kind %ss",
-                          kind, cycle, cycle, kind)  # reminders, digests, chases
+                log.error("job %s: 放弃本次发送 %s，请手动发送 (giving up on cycle %s; send it by hand): "
+                          "reminders send --cycle %s --kind %ss", kind, cycle, cycle, cycle, kind)  # reminders…
                 return None
             continue
         log.info("job %s: cycle %s recorded %d, sent %d, skipped %d, failed %d", kind, cycle, result.recorded,

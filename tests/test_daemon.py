@@ -220,14 +220,14 @@ def test_it_retries_a_job_when_the_database_is_unreachable_and_keeps_running(
     config = config_module.load(str(path))
     caplog.set_level("INFO", logger="reminders")
     cycle = _this_cycle()
-    giving_up = (f"job reminder: giving up on cycle {cycle}; send it by hand: "
+    giving_up = (f"job reminder: 放弃本次发送 {cycle}，请手动发送 (giving up on cycle {cycle}; send it by hand): "
                  f"reminders send --cycle {cycle} --kind reminders")
     _run_until(config, make_engine(config.database_url), lambda: giving_up in _messages(caplog), repr(giving_up),
                retry=Retry(attempts=3, delay=0.05))
-    unreachable = [m for m in _messages(caplog) if m.startswith("job reminder: database")]
-    assert [m.split(" unreachable ")[1].split(":")[0] for m in unreachable] == [
-        "(attempt 1/3)", "(attempt 2/3)", "(attempt 3/3)"]
-    assert all(m.startswith("job reminder: database postgresql://ducha:***@127.0.0.1:1/reminders unreachable")
+    unreachable = [m for m in _messages(caplog) if m.startswith("job reminder: 数据库")]
+    assert [m.split(" (database unreachable, ")[1].split(")")[0] for m in unreachable] == [
+        "attempt 1/3", "attempt 2/3", "attempt 3/3"]
+    assert all(m.startswith("job reminder: 数据库 postgresql://ducha:***@127.0.0.1:1/reminders 无法连接，第 ")
                for m in unreachable)
     assert "s3cret" not in caplog.text
 
