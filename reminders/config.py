@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reminders.addresses import stored_domain
+from reminders.config_values import cron_trigger, parse_duration, valid_helo_name
 from reminders.errors import ReminderError
 
 DEFAULT_PATH = "reminders.toml"
@@ -71,6 +73,8 @@ class Smtp:
     retries: int = 3
     backoff: float = 1.0
     max_per_minute: int = 0  # 0: no limit
+    helo_name: str = ""  # the EHLO/HELO name; "" (default): this machine's fully qualified name, socket.getfqdn()
+    ca_file: Path | None = None  # PEM CA certificates that verify the relay (starttls/tls); default: the system's
     password: str | None = field(default=None, repr=False)  # never read from the file
 
 
@@ -144,7 +148,7 @@ _CHOICES = {
     "mail.language": ("zh_CN", "en"),
     "smtp.security": ("none", "starttls", "tls"),
 }
-_PATHS = {"delivery.maildir", "mail.templates"}
+_PATHS = {"delivery.maildir", "mail.templates", "smtp.ca_file"}
 # Control characters, and the line and paragraph separators: anything str.splitlines() breaks on, which could start
 # a new header line in a mail.
 _BREAKING = {"Cc", "Zl", "Zp"}
@@ -290,7 +294,7 @@ def _address(path: str, key: str, text: str, written: str) -> str:
                                      "(the local part must be ASCII)")
     try:
         parsed = Address(addr_spec=text)
-    except (ValueError, HeaderParseError, IndexError):
+    except (ValueError, HeaderParseError, IndexError, AttributeError):  # the email parser trips on some input
         parsed = None
     if parsed is None or parsed.addr_spec != text or not parsed.username or not parsed.domain:
         raise ConfigError(path, key, f"不是邮箱地址 {written!r}，应为 name@example.org"
@@ -338,12 +342,29 @@ def _check(config: Config) -> None:
         raise ConfigError(path, "smtp.port", "端口应在 1–65535 之间 (expected 1–65535)")
     if smtp.connections < 1:
         raise ConfigError(path, "smtp.connections", "至少为 1 (at least 1)")
+    _check_smtp_identity(path, smtp)
     _check_web(config)
     if config.delivery.transport == "smtp":
         for key, value in (("smtp.sender", smtp.sender), ("office.email", config.office.email)):
             if not value:
                 raise ConfigError(path, key, '使用 transport = "smtp" 时必须填写，系统不会代填地址 '
                                              '(required with transport = "smtp": no address is made up)')
+
+
+def _check_smtp_identity(path: str, smtp: Smtp) -> None:
+    if smtp.helo_name and not valid_helo_name(smtp.helo_name):
+        raise ConfigError(path, "smtp.helo_name", f"不是有效的主机名 {smtp.helo_name!r}，应为 mail.bureau.example "
+                                                  "这样的完整域名 (expected a fully qualified host name)")
+    if smtp.ca_file is not None:
+        try:
+            ssl.create_default_context(cafile=str(smtp.ca_file))
+        except FileNotFoundError:
+            raise ConfigError(path, "smtp.ca_file", f"文件不存在 {smtp.ca_file} (file not found)") from None
+        except ssl.SSLError as exc:
+            raise ConfigError(path, "smtp.ca_file", f"不是 PEM 格式的 CA 证书文件 {smtp.ca_file} "
+                                                    f"(not a PEM file of CA certificates: {exc})") from None
+        except OSError as exc:
+            raise ConfigError(path, "smtp.ca_file", f"无法读取 {smtp.ca_file} (cannot read: {exc})") from None
 
 
 def _check_web(config: Config) -> None:
@@ -360,31 +381,3 @@ def _check_web(config: Config) -> None:
         raise ConfigError(path, "web.secret_env", message)
     if web.link_days is not None and not 1 <= web.link_days <= 366:
         raise ConfigError(path, "web.link_days", "应在 1–366 之间 (expected 1–366 days)")
-
-
-_DURATION = re.compile(r"(\d+)\s*([smhd])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """ "3d", "12h", "90m", "1d12h" → a timedelta."""
-    compact = text.replace(" ", "")
-    parts = _DURATION.findall(compact)
-    if not parts or "".join(n + u for n, u in parts) != compact:
-        raise ValueError(f"应为时长，如 3d、12h、90m，而不是 {text!r} (expected a duration such as 3d, 12h, 90m)")
-    try:
-        total = sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())
-    except OverflowError:
-        total = timedelta.max
-    if total > timedelta(days=366):
-        raise ValueError(f"不能超过一年，而不是 {text!r} (at most a year)")
-    return total
-
-
-def cron_trigger(expression: str, timezone: str) -> Any:
-    """APScheduler's CronTrigger for a 5-field expression (imported lazily: it is slow to import)."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    if len(expression.split()) != 5:
-        raise ValueError("需要 5 个字段：分 时 日 月 周 (expected 5 fields: minute hour day month weekday)")
-    return CronTrigger.from_crontab(expression, timezone=timezone)

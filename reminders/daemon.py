@@ -20,7 +20,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from reminders.config import Config, cron_trigger
+from reminders.config import Config
+from reminders.config_values import cron_trigger
 from reminders.delivery import dispatch
 from reminders.mail.compose import SCHEDULED, cron_of
 from reminders.store.db import masked

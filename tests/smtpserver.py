@@ -118,6 +118,31 @@ class _Handler:
         self.live: set[int] = set()  # id() of the aiosmtpd SMTP instances whose client has not gone
         self.max_live = 0
         self.mail_times: list[float] = []  # time.monotonic() of every MAIL command, answered or faulted
+        self.logins_tried = 0  # AUTH commands answered, accepted or refused
+        self.helo_names: list[str] = []  # the name of every EHLO/HELO, in order
+        self.fqdn_helo_only: str | None = None  # set: a HELO/EHLO name without a dot, other than this, gets 504
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        if self._refuses_helo(hostname):
+            return ["504 5.5.2 <" + hostname + ">: Helo command rejected: need fully-qualified hostname"]
+        session.host_name = hostname  # a new-style EHLO hook sets it itself
+        return responses
+
+    async def handle_HELO(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, hostname: str
+    ) -> str:
+        if self._refuses_helo(hostname):
+            return "504 5.5.2 <" + hostname + ">: Helo command rejected: need fully-qualified hostname"
+        session.host_name = hostname
+        return f"250 {server.hostname}"
+
+    def _refuses_helo(self, hostname: str) -> bool:
+        with self.lock:
+            self.helo_names.append(hostname)
+            strict = self.fqdn_helo_only
+        return strict is not None and "." not in hostname and hostname != strict
 
     def connected(self, smtp: SMTP) -> None:
         with self.lock:
@@ -143,6 +168,8 @@ class _Handler:
     def authenticate(
         self, server: SMTP, session: Session, envelope: SmtpEnvelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
+        with self.lock:
+            self.logins_tried += 1
         ok = (
             isinstance(auth_data, LoginPassword)
             and auth_data.login.decode() == self.username
@@ -270,6 +297,21 @@ class RecordingServer:
         """time.monotonic() when each MAIL command (a transmission's start) arrived, faulted ones included."""
         with self._handler.lock:
             return list(self._handler.mail_times)
+
+    @property
+    def auth_attempts(self) -> int:
+        with self._handler.lock:
+            return self._handler.logins_tried
+
+    @property
+    def helo_names(self) -> list[str]:
+        with self._handler.lock:
+            return list(self._handler.helo_names)
+
+    def require_fqdn_helo(self) -> None:
+        """Answer 504 to a HELO/EHLO name without a dot, like Postfix's reject_non_fqdn_helo_hostname."""
+        with self._handler.lock:
+            self._handler.fqdn_helo_only = ""
 
     def fail_next(self, code: int, text: str, count: int = 1, stage: Stage = "data") -> None:
         """Answer the next `count` commands of `stage` (MAIL, RCPT or the end of DATA) with `code text`."""

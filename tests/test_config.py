@@ -96,6 +96,7 @@ def test_it_anchors_relative_sqlite_paths_at_the_config_folder(tmp_path: Path) -
         ("[smtp]\nsender = \"a@[127.0.0.1]\"\n", "smtp.sender", "domain"),
         ("[office]\nemail = \"ducha@exa_mple.org\"\n", "office.email", "domain"),
         ("[office]\nemail = \"督查室 <ducha@example.org>\"\n", "office.email", "not an email address"),
+        ("[office]\nemail = \"ducha@[\"\n", "office.email", "not an email address"),  # the email parser raised
         ("[mail]\nmessage_id_domain = \"bureau.example>\"\n", "mail.message_id_domain", "domain"),
         ("[mail]\nlanguage = \"fr\"\n", "mail.language", "zh_CN / en"),
         ("[smtp]\nsender_name = \"督查室\u2028Bcc: x@evil.example\"\n", "smtp.sender_name", "line break"),
@@ -187,3 +188,50 @@ def test_it_loads_the_example_config_as_written(monkeypatch: pytest.MonkeyPatch)
     assert (loaded.smtp.sender, loaded.smtp.sender_name) == ("ducha@bureau.example", "督查室")
     assert (loaded.office.email, loaded.office.contact, loaded.office.phone) == (
         "ducha@bureau.example", "王敏", "0371-65500000")
+
+
+def test_it_reads_helo_name_and_a_ca_file_relative_to_the_config(tmp_path: Path) -> None:
+    from tests.smtpserver import self_signed_context
+
+    if self_signed_context(tmp_path) is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    loaded = config.load(write(tmp_path, '[smtp]\nhelo_name = "reminders.bureau.example"\nca_file = "cert.pem"\n'))
+    assert loaded.smtp.helo_name == "reminders.bureau.example"
+    assert loaded.smtp.ca_file == tmp_path / "cert.pem"
+
+
+def test_it_defaults_to_no_helo_name_and_the_system_ca_store(tmp_path: Path) -> None:
+    loaded = config.load(write(tmp_path, "[smtp]\n"))
+    assert (loaded.smtp.helo_name, loaded.smtp.ca_file) == ("", None)
+
+
+@pytest.mark.parametrize("name", ["bad name.example", "-lead.example", "under_score.example", "a..b", "中文.example"])
+def test_it_refuses_a_helo_name_that_is_not_a_host_name(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        config.load(write(tmp_path, f'[smtp]\nhelo_name = "{name}"\n'))
+    assert error.value.key == "smtp.helo_name" and "host name" in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["mail.bureau.example", "host", "[192.0.2.1]", "mail.bureau.example."])
+def test_it_accepts_host_names_and_address_literals_as_helo_name(tmp_path: Path, name: str) -> None:
+    assert config.load(write(tmp_path, f'[smtp]\nhelo_name = "{name}"\n')).smtp.helo_name == name
+
+
+def test_it_refuses_a_missing_ca_file_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        config.load(write(tmp_path, '[smtp]\nca_file = "missing.pem"\n'))
+    assert error.value.key == "smtp.ca_file" and "not found" in str(error.value)
+
+
+def test_it_refuses_a_ca_file_that_is_not_pem(tmp_path: Path) -> None:
+    (tmp_path / "notes.pem").write_text("not a certificate\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        config.load(write(tmp_path, '[smtp]\nca_file = "notes.pem"\n'))
+    assert error.value.key == "smtp.ca_file" and "PEM" in str(error.value)
+
+
+def test_it_refuses_a_ca_file_that_is_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "certs").mkdir()
+    with pytest.raises(ConfigError) as error:
+        config.load(write(tmp_path, '[smtp]\nca_file = "certs"\n'))
+    assert error.value.key == "smtp.ca_file"

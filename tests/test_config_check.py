@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import email
+import socket
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -68,6 +69,8 @@ def test_it_shows_everything_that_shapes_the_mails(tmp_path: Path, monkeypatch: 
     assert lines["回复地址 Reply-To"] == "ducha@example.org"
     assert lines["邮件语言 language"] == "en"
     assert lines["发送方式 transport"] == "smtp → 127.0.0.1:25 (none)"
+    assert lines["EHLO 主机名 helo_name"] == f"{socket.getfqdn()}（本机完整域名 this machine's fully qualified name）"
+    assert lines["CA 证书 ca_file"] == "系统证书库 (the system's CA store)"
     assert lines["网址 base URL"] == "https://ducha.bureau.example"
     assert lines["填报链接 report links"] == (
         "已开启，密钥取自环境变量 TEST_LINK_SECRET (on: secret from $TEST_LINK_SECRET)")

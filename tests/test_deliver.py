@@ -14,12 +14,15 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
+import aiosmtplib
 import pytest
 
 from reminders.delivery.smtp import (
+    BREAKER,
     DeliveryError,
     Envelope,
     Outcome,
+    RelayUnreachable,
     SmtpSettings,
     _deliver_smtp,
     _Throttle,
@@ -162,27 +165,52 @@ def test_it_retries_a_connection_dropped_mid_data(server: RecordingServer) -> No
     assert server.connections == 2
 
 
-def test_it_fails_softly_when_nothing_listens() -> None:
+def test_it_stops_quickly_and_leaves_everything_pending_when_nothing_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    connects = 0
+    real_connect = aiosmtplib.SMTP.connect
+
+    async def counting_connect(self: aiosmtplib.SMTP, *args: Any, **kwargs: Any) -> Any:
+        nonlocal connects
+        connects += 1
+        return await real_connect(self, *args, **kwargs)
+
+    monkeypatch.setattr(aiosmtplib.SMTP, "connect", counting_connect)
     settings = SmtpSettings(host="127.0.0.1", port=free_port(), retries=3, backoff=0.01, timeout=5.0)
-    outbox = run_smtp(settings, [envelope(1), envelope(2)])
+    outbox = Outbox([envelope(key) for key in range(1, 51)])
 
-    for key in (1, 2):
-        outcome = outbox.outcomes[key]
-        assert (outcome.sent, outcome.permanent, outcome.attempts) == (False, False, 3)
-        assert outcome.error is not None and "SMTPConnectError" in outcome.error
+    with pytest.raises(RelayUnreachable) as caught:
+        asyncio.run(deliver_smtp(settings, outbox.claim, outbox.settle))
+
+    assert connects == BREAKER  # not 50 messages x 3 retries
+    message = str(caught.value)
+    assert message.startswith("SMTP 服务器") and "待发送" in message and "SMTPConnectError" in message
+    assert outbox.outcomes == {}  # nothing failed, nothing sent: all of it stays pending
+    assert sorted(caught.value.unsettled + [e.key for e in outbox.pending]) == list(range(1, 51))
 
 
-def test_it_fails_softly_when_the_server_never_greets() -> None:
+def test_it_stops_quickly_when_the_server_never_greets() -> None:
     with socket.socket() as silent:  # the kernel completes the handshake; nobody ever answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         settings = SmtpSettings(host="127.0.0.1", port=silent.getsockname()[1], retries=3, backoff=0.01, timeout=0.3)
-        outbox = run_smtp(settings, [envelope(1), envelope(2)])
+        outbox = Outbox([envelope(key) for key in range(1, 11)])
+        with pytest.raises(RelayUnreachable, match=r"(?i)timed out") as caught:
+            asyncio.run(deliver_smtp(settings, outbox.claim, outbox.settle))
 
-    for key in (1, 2):
-        outcome = outbox.outcomes[key]
-        assert (outcome.sent, outcome.permanent, outcome.attempts) == (False, False, 3)
-        assert outcome.error is not None and "timed out" in outcome.error.lower()
+    assert outbox.outcomes == {}
+    assert sorted(caught.value.unsettled + [e.key for e in outbox.pending]) == list(range(1, 11))
+
+
+def test_a_relay_hanging_at_data_trips_the_breaker_but_refusals_do_not(server: RecordingServer) -> None:
+    server.delay_replies(0.5, stage="data")
+    settings = settings_for(server, timeout=0.2, connections=1, retries=3)
+    outbox = Outbox([envelope(1)])
+    with pytest.raises(RelayUnreachable):  # a relay that hangs at DATA: timeouts count too
+        asyncio.run(deliver_smtp(settings, outbox.claim, outbox.settle))
+    server.delay_replies(0.0, stage="data")
+    server.fail_next(451, "4.3.0 try later", count=4)
+    outbox = run_smtp(settings_for(server, connections=1, retries=5), [envelope(2)])
+    assert outbox.outcomes[2].sent  # four 451 answers in a row are answers, not an absent relay
 
 
 def test_it_retries_a_421_at_mail(server: RecordingServer) -> None:
@@ -352,11 +380,22 @@ def test_it_settles_maildir_filesystem_errors(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
-    context = self_signed_context(tmp_path_factory.mktemp("tls"))
+def tls_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tls")
+
+
+@pytest.fixture(scope="module")
+def server_tls(tls_folder: Path) -> ssl.SSLContext:
+    context = self_signed_context(tls_folder)
     if context is None:
         pytest.skip("openssl is needed to make a test certificate")
     return context
+
+
+@pytest.fixture(scope="module")
+def server_cert(server_tls: ssl.SSLContext, tls_folder: Path) -> Path:
+    """The self-signed certificate of `server_tls`: its own CA file."""
+    return tls_folder / "cert.pem"
 
 
 @pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "tls"])
@@ -435,3 +474,76 @@ def test_it_cuts_a_retry_wait_short_when_stopped_and_hands_the_message_back(serv
 
     assert unsettled == [1]  # claimed, not sent: the caller puts it back to pending
     assert server.messages == []
+
+
+def test_it_says_the_configured_helo_name_to_a_relay_that_wants_a_fully_qualified_one(
+    server: RecordingServer,
+) -> None:
+    server.require_fqdn_helo()
+    outbox = run_smtp(settings_for(server, helo_name="reminders.bureau.example"), [envelope(1), envelope(2)])
+
+    assert all(o.sent for o in outbox.outcomes.values()) and len(outbox.outcomes) == 2
+    assert set(server.helo_names) == {"reminders.bureau.example"}
+
+
+def test_it_says_the_machines_fully_qualified_name_by_default(server: RecordingServer) -> None:
+    run_smtp(settings_for(server), [envelope(1)])
+    assert server.helo_names == [socket.getfqdn()]
+
+
+def test_a_relay_wanting_a_fully_qualified_helo_refuses_a_bare_one(server: RecordingServer) -> None:
+    server.require_fqdn_helo()
+    outbox = run_smtp(settings_for(server, helo_name="localhost"), [envelope(1)])
+    outcome = outbox.outcomes[1]
+    assert not outcome.sent and outcome.error is not None and "504" in outcome.error
+    assert server.messages == [] and set(server.helo_names) == {"localhost"}
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "tls"])
+def test_it_verifies_the_relay_with_the_configured_ca_file(
+    server_tls: ssl.SSLContext, server_cert: Path, implicit: bool
+) -> None:
+    with RecordingServer(tls=server_tls, implicit_tls=implicit) as srv:
+        settings = settings_for(srv, security="tls" if implicit else "starttls", ca_file=server_cert)
+        outbox = run_smtp(settings, [envelope(1)])
+        received = srv.messages
+    assert outbox.outcomes[1].sent
+    assert [m.tls for m in received] == [True]
+
+
+def test_a_wrong_password_costs_one_login_per_run_over_two_connections(auth_server: RecordingServer) -> None:
+    outbox = Outbox([envelope(key) for key in range(1, 7)])
+    settings = settings_for(auth_server, username="office", password="wrong-password-123", connections=2)
+
+    with pytest.raises(DeliveryError, match="535"):
+        asyncio.run(deliver_smtp(settings, outbox.claim, outbox.settle))
+
+    assert auth_server.auth_attempts == 1
+    assert outbox.outcomes == {}
+    assert auth_server.messages == []
+
+
+def test_a_right_password_logs_in_once_per_connection(auth_server: RecordingServer) -> None:
+    settings = settings_for(auth_server, username="office", password=PASSWORD, connections=2)
+    outbox = run_smtp(settings, [envelope(key) for key in range(1, 7)])
+
+    assert all(o.sent for o in outbox.outcomes.values()) and len(outbox.outcomes) == 6
+    assert auth_server.auth_attempts == auth_server.connections
+
+
+@pytest.mark.parametrize(("security", "says"), [("tls", "不是加密端口"), ("starttls", "不提供 STARTTLS")])
+def test_a_wrong_tls_mode_ends_the_run_at_once_as_a_configuration_error(
+    server: RecordingServer, security: str, says: str
+) -> None:
+    outbox = Outbox([envelope(key) for key in range(1, 6)])
+    settings = settings_for(server, security=security, connections=2, retries=3, backoff=5.0)
+
+    with pytest.raises(DeliveryError) as caught:
+        asyncio.run(deliver_smtp(settings, outbox.claim, outbox.settle))
+
+    message = str(caught.value)
+    assert message.startswith("[smtp] security 设置有误") and says in message
+    assert "configuration error" in message
+    assert server.connections == 1  # one attempt: the second connection waited for the first, no retry
+    assert outbox.outcomes == {} and server.messages == []
+    assert sorted(caught.value.unsettled + [e.key for e in outbox.pending]) == [1, 2, 3, 4, 5]

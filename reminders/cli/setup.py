@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -75,6 +76,8 @@ def _summary(config: Config) -> list[tuple[str, str]]:
         transport = f"maildir → {config.delivery.maildir}"
     else:
         transport = f"smtp → {smtp.host}:{smtp.port} ({smtp.security})"
+    helo = smtp.helo_name or f"{socket.getfqdn()}（本机完整域名 this machine's fully qualified name）"
+    ca_file = str(smtp.ca_file) if smtp.ca_file is not None else "系统证书库 (the system's CA store)"
     sender = f"{smtp.sender_name} <{config.from_address()}>" if smtp.sender_name else config.from_address()
     if not smtp.sender:
         sender += "（未设置 [smtp] sender，仅可写入 Maildir (not set: Maildir only)）"
@@ -93,6 +96,8 @@ def _summary(config: Config) -> list[tuple[str, str]]:
         ("数据库 database", db.masked(config.database_url)),
         ("发送方式 transport", transport),
         ("SMTP 密码 password", password),
+        ("EHLO 主机名 helo_name", helo),
+        ("CA 证书 ca_file", ca_file),
         ("办公室 office", office.name),
         ("办公室邮箱 office email", office.email or NOT_SET),
         ("联系人 contact", office.contact or NOT_SET),

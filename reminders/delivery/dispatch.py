@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session
 from reminders.config import Config, Smtp
 from reminders.delivery import outbox
 from reminders.delivery.building import Interrupted, build_each, check_templates
-from reminders.delivery.smtp import DeliveryError, Envelope, Outcome, deliver_maildir, deliver_smtp
+from reminders.delivery.smtp import (
+    DeliveryError,
+    Envelope,
+    Outcome,
+    RelayUnreachable,
+    deliver_maildir,
+    deliver_smtp,
+)
 from reminders.mail.compose import BUILT, build_drafts, iter_drafts
 from reminders.mail.message import renderer_for
 from reminders.mail.receipts import receipt_draft
@@ -217,6 +224,9 @@ def _deliver(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], 
             unsettled = asyncio.run(deliver_smtp(smtp_settings(config), claim, settle, stop))
     except DeliveryError as exc:
         outbox.release(engine, [*exc.unsettled, *(envelope.key for envelope in claimed)])
+        if isinstance(exc, RelayUnreachable):
+            raise RelayUnreachable(f"{exc}；服务器恢复后可运行 reminders send --cycle {cycle} 立即重试 "
+                                   f"(once the relay is back: reminders send --cycle {cycle})", exc.unsettled) from exc
         raise
     except (OperationalError, InterfaceError):
         # The database went away: put back what can be put back; a process that is gone leaves the rest to the

@@ -15,7 +15,14 @@ from pathlib import Path
 import aiosmtplib
 
 from reminders.config import Smtp as SmtpSettings
-from reminders.errors import ReminderError
+from reminders.config_values import valid_helo_name
+from reminders.delivery.relay import BREAKER as BREAKER
+from reminders.delivery.relay import DeliveryError as DeliveryError
+from reminders.delivery.relay import RelayUnreachable as RelayUnreachable
+from reminders.delivery.relay import Retry as _Retry
+from reminders.delivery.relay import answer as _answer
+from reminders.delivery.relay import client, login, starttls_missing, tls_error
+from reminders.delivery.relay import fault as _fault
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +45,8 @@ class Outcome:
     attempts: int = 1
 
 
-class DeliveryError(ReminderError):
-    """Stops the whole run; `unsettled` lists envelopes claimed but not settled (the caller releases them)."""
-
-    def __init__(self, message: str, unsettled: list[int] | None = None) -> None:
-        super().__init__(message)
-        self.unsettled: list[int] = list(unsettled or [])
-
-
 Claim = Callable[[], Envelope | None]
 Settle = Callable[[Outcome], None]
-
-
-class _Retry(Exception):
-    """A transient fault: the attempt may succeed later."""
-
-
-def _answer(exc: aiosmtplib.SMTPResponseException) -> str:
-    return f"{exc.code} {exc.message}"
-
-
-def _fault(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"  # for faults that are not a server answer
 
 
 class _Throttle:
@@ -100,6 +87,9 @@ class _Run:
     in_hand: set[int] = field(default_factory=set)  # claimed, not yet settled
     warned_unverified: bool = False
     stop: threading.Event | None = None  # asked from outside: finish what is in flight, start nothing new
+    gate: asyncio.Lock = field(default_factory=asyncio.Lock)  # held by the first connection being opened
+    proven: bool = False  # one connection has connected and logged in: the settings work
+    unreachable: int = 0  # connection failures and timeouts in a row, across workers; reset by any answer
 
     @property
     def halted(self) -> bool:
@@ -113,7 +103,8 @@ class _Connection:
         self.run = run
         self.smtp: aiosmtplib.SMTP | None = None
 
-    async def open(self) -> aiosmtplib.SMTP:
+    async def open(self) -> aiosmtplib.SMTP | None:
+        """The open connection, or None when the run stopped while this worker waited for the first one."""
         if self.smtp is not None and self.smtp.is_connected:
             return self.smtp  # sendmail() itself sends RSET after a refused transaction
         self.close()
@@ -122,24 +113,28 @@ class _Connection:
         if s.security != "none" and not s.verify_certificates and not self.run.warned_unverified:
             self.run.warned_unverified = True
             log.warning("TLS certificate verification is disabled for SMTP server %s:%d", s.host, s.port)
-        # start_tls=False (not None) for "none": no opportunistic upgrade that could fail on a self-signed cert.
-        smtp = aiosmtplib.SMTP(
-            hostname=s.host,
-            port=s.port,
-            timeout=s.timeout,
-            use_tls=s.security == "tls",
-            start_tls=s.security == "starttls",
-            validate_certs=s.verify_certificates,
-        )
+        smtp = client(s)
         try:
-            await smtp.connect()
-            if s.username is not None:
-                await smtp.login(s.username, s.password or "")
+            if self.run.proven:
+                await self._establish(smtp)
+            else:  # until one connection has connected (and logged in), the others wait: a wrong TLS mode or a
+                async with self.run.gate:  # refused password costs one attempt, not one per connection
+                    if self.run.halted:
+                        smtp.close()
+                        return None
+                    await self._establish(smtp)
+                    self.run.proven = True
         except BaseException:
             smtp.close()
             raise
         self.smtp = smtp
         return smtp
+
+    async def _establish(self, smtp: aiosmtplib.SMTP) -> None:
+        s = self.run.settings
+        await smtp.connect()
+        if s.username is not None:
+            await login(smtp, s.username, s.password or "")
 
     def close(self) -> None:
         """Drop the connection; abort() closes the socket on the next loop turn, even over TLS (no shutdown wait)."""
@@ -156,21 +151,24 @@ class _Connection:
         self.close()
 
 
-async def _connect(conn: _Connection) -> aiosmtplib.SMTP:
+async def _connect(conn: _Connection) -> aiosmtplib.SMTP | None:
     """Open the connection, sorting faults into transient (_Retry) and run-stopping (DeliveryError)."""
+    security = conn.run.settings.security
     where = f"SMTP server {conn.run.settings.host}:{conn.run.settings.port}"
     try:
-        return await conn.open()
+        smtp = await conn.open()
     except ssl.SSLError as exc:
-        raise DeliveryError(f"TLS failure with {where}: {exc}") from exc
+        raise tls_error(where, security, exc) from exc
     except aiosmtplib.SMTPConnectError as exc:
         if isinstance(exc.__cause__, ssl.SSLError):
-            raise DeliveryError(f"TLS failure with {where}: {exc.__cause__}") from exc
+            raise tls_error(where, security, exc.__cause__) from exc
         if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500:
             raise DeliveryError(f"{where} refused service: {_answer(exc)}") from exc
-        raise _Retry(_fault(exc)) from exc
+        if isinstance(exc, aiosmtplib.SMTPResponseException):  # a 4xx greeting: the relay answered
+            raise _Retry(_answer(exc)) from exc
+        raise _unreachable(conn.run, _fault(exc)) from exc
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
-        raise _Retry(_fault(exc)) from exc
+        raise _unreachable(conn.run, _fault(exc)) from exc
     except aiosmtplib.SMTPResponseException as exc:
         if 400 <= exc.code < 500:
             raise _Retry(_answer(exc)) from exc
@@ -179,12 +177,39 @@ async def _connect(conn: _Connection) -> aiosmtplib.SMTP:
             raise DeliveryError(f"authentication as {user!r} failed at {where}: {_answer(exc)}") from exc
         raise DeliveryError(f"{where} refused the session: {_answer(exc)}") from exc
     except aiosmtplib.SMTPException as exc:  # e.g. STARTTLS or AUTH not offered by the server
+        if security == "starttls" and "STARTTLS" in str(exc):
+            raise starttls_missing(where) from exc
         raise DeliveryError(f"{where}: {exc}") from exc
+    return smtp
+
+
+def _unreachable(run: _Run, fault: str) -> Exception:
+    """Count a connection failure or timeout: a transient fault until BREAKER in a row, then the run stops."""
+    run.unreachable += 1
+    if run.unreachable < BREAKER:
+        return _Retry(fault)
+    where = f"{run.settings.host}:{run.settings.port}"
+    return RelayUnreachable(
+        f"SMTP 服务器 {where} 连续 {BREAKER} 次连接失败或无应答，已停止本次发送，未发出的邮件仍为待发送，稍后会重试 "
+        f"(relay unreachable: {BREAKER} connection failures or timeouts in a row, last: {fault}; "
+        f"the run stopped, unsent messages stay pending)")
+
+
+async def _transact(run: _Run, smtp: aiosmtplib.SMTP, env: Envelope) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
+    """sendmail(); any answer from the relay, even a refusal, resets the breaker's count."""
+    try:
+        result = await smtp.sendmail(env.sender, list(env.recipients), env.data)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        run.unreachable = 0
+        raise
+    run.unreachable = 0
+    return result
 
 
 async def _attempt(conn: _Connection, env: Envelope) -> Outcome | None:
     while True:
-        smtp = await _connect(conn)
+        if (smtp := await _connect(conn)) is None:
+            return None  # the run stopped (wrong TLS mode, refused login) while this worker waited
         # Admitted in the same loop turn as sendmail() writes MAIL FROM: the throttle counts what the server sees.
         if (start := await conn.run.throttle.admit(conn.run.stopped)) is None:
             return None  # the run stopped while this worker waited
@@ -192,7 +217,7 @@ async def _attempt(conn: _Connection, env: Envelope) -> Outcome | None:
             break
         conn.run.throttle.give_back(start)  # the server closed the idle connection while we waited
     try:
-        refused, _ = await smtp.sendmail(env.sender, list(env.recipients), env.data)
+        refused, _ = await _transact(conn.run, smtp, env)
     except aiosmtplib.SMTPRecipientsRefused as exc:
         text = "; ".join(f"{r.recipient}: {_answer(r)}" for r in exc.recipients)
         if all(r.code >= 500 for r in exc.recipients):
@@ -207,7 +232,10 @@ async def _attempt(conn: _Connection, env: Envelope) -> Outcome | None:
     except aiosmtplib.SMTPResponseException as exc:  # EHLO/RSET refused or a garbled reply
         conn.close()
         raise _Retry(_answer(exc)) from exc
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
+    except aiosmtplib.SMTPTimeoutError as exc:  # a relay that hangs mid-transaction counts towards the breaker
+        conn.close()
+        raise _unreachable(conn.run, _fault(exc)) from exc
+    except aiosmtplib.SMTPServerDisconnected as exc:  # the relay answered, then dropped: not counted
         conn.close()
         raise _Retry(_fault(exc)) from exc
     except ValueError as exc:  # an address aiosmtplib will not put on the wire (non-ASCII, control chars)
@@ -269,6 +297,7 @@ def _check(settings: SmtpSettings) -> None:
         "timeout must be > 0": s.timeout > 0,
         "connections and retries must be >= 1, backoff >= 0": min(s.connections, s.retries) >= 1 and s.backoff >= 0,
         "max_per_minute must be >= 0 (0: no limit)": s.max_per_minute >= 0,
+        "helo_name must be a host name": not s.helo_name or valid_helo_name(s.helo_name),
     }
     if problems := [problem for problem, ok in checks.items() if not ok]:
         raise DeliveryError("bad SMTP settings: " + "; ".join(problems))
@@ -305,7 +334,7 @@ async def _deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle, th
     errors = [r for r in results if isinstance(r, BaseException)]
     for error in errors:
         if isinstance(error, DeliveryError):
-            raise DeliveryError(str(error), unsettled) from error
+            raise type(error)(str(error), unsettled) from error
     if errors:
         errors[0].add_note(f"unsettled outbox keys: {unsettled}")
         raise errors[0]

@@ -10,7 +10,8 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reminders.config import Config, cron_trigger
+from reminders.config import Config
+from reminders.config_values import cron_trigger
 from reminders.mail.context import DigestContext, Office, ReceiptContext, ReminderContext, UnitNotReported
 from reminders.store.models import Leader, Unit
 from reminders.store.plans import active_plan
