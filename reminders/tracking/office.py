@@ -197,5 +197,5 @@ def not_reported(session: Session, config: Config, cycle: str, today: date) -> l
     in the order of the unit directory."""
     status = load_status(session, active_plan(session), day_in_cycle(cycle, today), config.schedule.due_soon_days)
     waiting = awaiting_report(status)
-    names = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(list(waiting)))).all())
-    return [(names[unit_id], tuple(line.number for line in waiting[unit_id])) for unit_id in sorted(waiting)]
+    return [(str(waiting[unit_id][0].lead_unit), tuple(line.number for line in waiting[unit_id]))
+            for unit_id in sorted(waiting)]
