@@ -197,4 +197,9 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_by: Mapped[str | None] = mapped_column(String(200))  # "host:pid:start" of the sending process
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when the relay first took it
+    # JSON {address: [outcome, answer]} once addresses fared differently: "sent", "failed" (5xx) or "deferred" (4xx)
+    deliveries: Mapped[str] = mapped_column(Text, default="", server_default="")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the daemon's retry waits
+    first_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # give_up_after counts from
+
