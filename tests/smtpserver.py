@@ -75,7 +75,17 @@ class Received:
 
 
 class _TrackedSMTP(SMTP):
-    """Tells the handler when the client's side of the connection ends (EOF or loss, whichever comes first)."""
+    """Tells the handler when the client's side of the connection ends (EOF or loss, whichever comes first), and
+    lets it refuse a connection with its greeting, as a relay over its per-client limit does."""
+
+    async def _handle_client(self) -> None:
+        refusal = self.event_handler.refusal(self)
+        if refusal is not None:
+            await self.push(refusal)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
 
     def eof_received(self) -> bool | None:
         self.event_handler.disconnected(self)
@@ -121,6 +131,13 @@ class _Handler:
         self.logins_tried = 0  # AUTH commands answered, accepted or refused
         self.helo_names: list[str] = []  # the name of every EHLO/HELO, in order
         self.fqdn_helo_only: str | None = None  # set: a HELO/EHLO name without a dot, other than this, gets 504
+        self.max_connections: int | None = None  # set: a connection beyond this many at once is refused with 421
+        self.turned_away: set[int] = set()  # id() of the connections refused that way, still open
+        self.refused_greetings = 0
+        self.max_served = 0  # the most connections served (not turned away) at once
+        self.rate: tuple[int, float] | None = None  # set: (messages, seconds) beyond which MAIL gets 450 4.7.1
+        self.accepted_mail_times: deque[float] = deque()
+        self.rate_refusals = 0
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: SmtpEnvelope, hostname: str, responses: list[str]
@@ -154,6 +171,17 @@ class _Handler:
     def disconnected(self, smtp: SMTP) -> None:
         with self.lock:
             self.live.discard(id(smtp))
+            self.turned_away.discard(id(smtp))
+
+    def refusal(self, smtp: SMTP) -> str | None:
+        with self.lock:
+            served = len(self.live - self.turned_away)
+            if self.max_connections is not None and served > self.max_connections:
+                self.turned_away.add(id(smtp))
+                self.refused_greetings += 1
+                return "421 4.7.0 recording.test Error: too many connections from 127.0.0.1"
+            self.max_served = max(self.max_served, served)
+            return None
 
     def take_fault(self, stage: Stage) -> str | None:
         with self.lock:
@@ -181,7 +209,16 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, options: list[str]
     ) -> str:
         with self.lock:
-            self.mail_times.append(time.monotonic())
+            now = time.monotonic()
+            self.mail_times.append(now)
+            if self.rate is not None:
+                count, window = self.rate
+                while self.accepted_mail_times and self.accepted_mail_times[0] <= now - window:
+                    self.accepted_mail_times.popleft()
+                if len(self.accepted_mail_times) >= count:
+                    self.rate_refusals += 1
+                    return "450 4.7.1 Error: too much mail from 127.0.0.1"
+                self.accepted_mail_times.append(now)
         await self.pause("mail")
         if fault := self.take_fault("mail"):
             return fault
@@ -197,8 +234,10 @@ class _Handler:
             return fault
         with self.lock:
             code = self.refused.get(address)
+        if code is not None and code >= 500:
+            return f"{code} {code // 100}.1.1 <{address}>: Recipient address rejected: User unknown"
         if code is not None:
-            return f"{code} {code // 100}.1.1 <{address}>: no such user"
+            return f"{code} {code // 100}.2.1 <{address}>: Recipient address rejected: mailbox temporarily unavailable"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 OK"
@@ -319,8 +358,38 @@ class RecordingServer:
             self._handler.faults[stage].extend([f"{code} {text}"] * count)
 
     def refuse_recipient(self, address: str, code: int = 550) -> None:
+        """Answer RCPT TO for `address` with `code`: a 5xx "user unknown", a 4xx "temporarily unavailable"."""
         with self._handler.lock:
             self._handler.refused[address] = code
+
+    def limit_connections(self, count: int | None) -> None:
+        """Greet a connection beyond `count` open at once with 421 "too many connections" and close it, as Postfix's
+        smtpd_client_connection_count_limit does (None: no limit)."""
+        with self._handler.lock:
+            self._handler.max_connections = count
+
+    @property
+    def max_served(self) -> int:
+        """The most connections served at once (those turned away with 421 not counted)."""
+        with self._handler.lock:
+            return self._handler.max_served
+
+    @property
+    def turned_away(self) -> int:
+        """Connections greeted with 421 "too many connections" so far."""
+        with self._handler.lock:
+            return self._handler.refused_greetings
+
+    def limit_rate(self, count: int, seconds: float) -> None:
+        """Answer MAIL with 450 4.7.1 "too much mail" once `count` messages were accepted in the last `seconds`, as
+        Postfix's smtpd_client_message_rate_limit does."""
+        with self._handler.lock:
+            self._handler.rate = (count, seconds)
+
+    @property
+    def rate_refusals(self) -> int:
+        with self._handler.lock:
+            return self._handler.rate_refusals
 
     def accept_recipient(self, address: str) -> None:
         """Undo refuse_recipient: the mailbox exists again."""

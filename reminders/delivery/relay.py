@@ -6,6 +6,7 @@ import ssl
 import aiosmtplib
 
 from reminders.config import Smtp as SmtpSettings
+from reminders.config_values import valid_helo_name
 from reminders.errors import ReminderError
 
 
@@ -18,7 +19,10 @@ class DeliveryError(ReminderError):
 
 
 class RelayUnreachable(DeliveryError):
-    """The circuit breaker tripped: the relay failed to answer BREAKER times in a row; the rest stays pending."""
+    """The circuit breaker tripped: the relay failed to answer BREAKER times in a row; the rest stays pending.
+    `last`: the last fault itself, short, as recorded for the message that met it."""
+
+    last: str = ""
 
 
 # Consecutive connection failures or timeouts, across a run's connections, after which the run stops trying.
@@ -86,3 +90,40 @@ def starttls_missing(where: str) -> DeliveryError:
         f'若是 465 这类加密端口请改为 security = "tls"，否则请确认端口 '
         f'(configuration error: [smtp] security = "starttls" but {where} does not offer STARTTLS; '
         f'use security = "tls" for an implicit-TLS port such as 465, or check the port)')
+
+
+def check_settings(settings: SmtpSettings) -> None:
+    s = settings
+    checks = {
+        "host must be a non-empty name without line breaks": bool(s.host) and not any(c in s.host for c in "\r\n"),
+        "port must be 1-65535": 0 < s.port < 65536,
+        "security must be none, starttls or tls": s.security in ("none", "starttls", "tls"),
+        "a password is set but no username": s.password is None or s.username is not None,
+        "timeout must be > 0": s.timeout > 0,
+        "connections and retries must be >= 1, backoff >= 0": min(s.connections, s.retries) >= 1 and s.backoff >= 0,
+        "max_per_minute must be >= 0 (0: no limit)": s.max_per_minute >= 0,
+        "helo_name must be a host name": not s.helo_name or valid_helo_name(s.helo_name),
+    }
+    if problems := [problem for problem, ok in checks.items() if not ok]:
+        raise DeliveryError("bad SMTP settings: " + "; ".join(problems))
+
+
+def rate_breaker(strikes: int, answer: str) -> RelayUnreachable:
+    error = RelayUnreachable(
+        f"SMTP 服务器连续 {strikes} 次以发送过快为由拒收（{answer}），已停止本次发送，未发出的邮件仍为待发送，"
+        f"稍后会重试 (the relay refused {strikes} times in a row for sending too fast, even at a lower pace; the "
+        f"run stopped, unsent messages stay pending)")
+    error.last = f"发送过快被拒收 (refused as too fast): {answer}"
+    return error
+
+
+def fewer_connections(answer: str, still_open: int) -> str:
+    return (f"SMTP 服务器拒绝更多连接（{answer}），本次运行改用 {still_open} 个连接；可在 [smtp] connections 中设定 "
+            f"(the relay refused one more connection: this run goes on with {still_open}; set [smtp] connections "
+            f"to what it allows)")
+
+
+def slower(answer: str, limit: int) -> str:
+    return (f"SMTP 服务器要求放慢发送（{answer}），本次运行降至每分钟 {limit} 封；可在 [smtp] max_per_minute 中设定 "
+            f"(the relay asked for a slower pace: this run now sends at most {limit} per minute; set "
+            f"[smtp] max_per_minute to a pace it accepts)")

@@ -4,24 +4,31 @@ reported back through DeliveryError.unsettled."""
 import asyncio
 import contextlib
 import logging
-import mailbox
 import ssl
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import aiosmtplib
 
 from reminders.config import Smtp as SmtpSettings
-from reminders.config_values import valid_helo_name
+from reminders.delivery.pacing import Throttle, is_rate_answer
 from reminders.delivery.relay import BREAKER as BREAKER
 from reminders.delivery.relay import DeliveryError as DeliveryError
 from reminders.delivery.relay import RelayUnreachable as RelayUnreachable
 from reminders.delivery.relay import Retry as _Retry
 from reminders.delivery.relay import answer as _answer
-from reminders.delivery.relay import client, login, starttls_missing, tls_error
+from reminders.delivery.relay import (
+    check_settings,
+    client,
+    fewer_connections,
+    login,
+    rate_breaker,
+    slower,
+    starttls_missing,
+    tls_error,
+)
 from reminders.delivery.relay import fault as _fault
 
 log = logging.getLogger(__name__)
@@ -38,43 +45,39 @@ class Envelope:
 
 @dataclass(frozen=True)
 class Outcome:
+    """How one message fared. `sent`: the relay took it for every address of the envelope not named in `refused`
+    or `deferred` (and for none when not sent). `permanent`: a failure not worth trying again."""
+
     key: int
     sent: bool
     error: str | None = None
     permanent: bool = False
     attempts: int = 1
+    refused: tuple[tuple[str, str], ...] = ()  # (address, answer): a 5xx, never tried again
+    deferred: tuple[tuple[str, str], ...] = ()  # (address, answer): a 4xx, tried again later, that address alone
 
 
 Claim = Callable[[], Envelope | None]
 Settle = Callable[[Outcome], None]
+Tell = Callable[[str], None]
+_Throttle = Throttle  # the name the transport's tests know
+
+# Rate answers in a row, each at a pace already lowered (the refusals of one burst over several connections count
+# once), with nothing delivered between them, after which a run stops slowing down and stops.
+RATE_BREAKER = 5
 
 
-class _Throttle:
-    """At most `limit` transmissions start in any sliding `window` seconds, across a run's workers (0: no limit)."""
+class _Retire(Exception):
+    """The relay refused one more connection while others are open: this worker hands its message back and ends."""
 
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit, self.window = limit, window
-        self.starts: deque[float] = deque()  # start times within the last window, oldest first
 
-    async def admit(self, stopped: asyncio.Event) -> float | None:
-        """Wait for a free slot and take it: its start time, or None when the run stopped meanwhile."""
-        loop = asyncio.get_running_loop()
-        while not stopped.is_set():
-            now = loop.time()
-            if self.limit <= 0:
-                return now
-            while self.starts and self.starts[0] <= now - self.window:
-                self.starts.popleft()
-            if len(self.starts) < self.limit:
-                self.starts.append(now)
-                return now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopped.wait(), self.starts[0] + self.window - now)
-        return None
+class _Slow(Exception):
+    """A rate answer: the message is tried again, at the lower pace, without costing one of its attempts. `pace`:
+    the throttle's generation when the refused transmission started."""
 
-    def give_back(self, start: float) -> None:  # a slot taken for a transmission that never began
-        with contextlib.suppress(ValueError):
-            self.starts.remove(start)
+    def __init__(self, answer: str, pace: int) -> None:
+        super().__init__(answer)
+        self.pace = pace
 
 
 @dataclass
@@ -82,9 +85,15 @@ class _Run:
     settings: SmtpSettings
     claim: Claim
     settle: Settle
-    throttle: _Throttle
+    throttle: Throttle
+    tell: Tell = log.warning  # what the person or log watching the run should know (the run slowed down…)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     in_hand: set[int] = field(default_factory=set)  # claimed, not yet settled
+    handed_back: deque[Envelope] = field(default_factory=deque)  # in hand, left by a worker that retired
+    workers: int = 0  # workers still taking messages
+    open: int = 0  # connections connected (and logged in) right now
+    rate_strikes: int = 0  # rate answers in a row, across workers; reset by any message delivered
+    told_open: int | None = None  # the number of connections `tell` last said the run goes on with
     warned_unverified: bool = False
     stop: threading.Event | None = None  # asked from outside: finish what is in flight, start nothing new
     gate: asyncio.Lock = field(default_factory=asyncio.Lock)  # held by the first connection being opened
@@ -95,6 +104,15 @@ class _Run:
     def halted(self) -> bool:
         return self.stopped.is_set() or (self.stop is not None and self.stop.is_set())
 
+    def next(self) -> Envelope | None:
+        """A message handed back by a retired worker first, else a new claim."""
+        if self.handed_back:
+            return self.handed_back.popleft()
+        env = self.claim()
+        if env is not None:
+            self.in_hand.add(env.key)
+        return env
+
 
 class _Connection:
     """One worker's lazily opened, reused SMTP connection."""
@@ -102,6 +120,7 @@ class _Connection:
     def __init__(self, run: _Run) -> None:
         self.run = run
         self.smtp: aiosmtplib.SMTP | None = None
+        self.counted = False  # counted in run.open
 
     async def open(self) -> aiosmtplib.SMTP | None:
         """The open connection, or None when the run stopped while this worker waited for the first one."""
@@ -128,6 +147,8 @@ class _Connection:
             smtp.close()
             raise
         self.smtp = smtp
+        self.counted = True
+        self.run.open += 1
         return smtp
 
     async def _establish(self, smtp: aiosmtplib.SMTP) -> None:
@@ -143,6 +164,9 @@ class _Connection:
                 self.smtp.transport.abort()
             self.smtp.close()
         self.smtp = None
+        if self.counted:
+            self.counted = False
+            self.run.open -= 1
 
     async def quit(self) -> None:
         if self.smtp is not None and self.smtp.is_connected:
@@ -165,6 +189,8 @@ async def _connect(conn: _Connection) -> aiosmtplib.SMTP | None:
         if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500:
             raise DeliveryError(f"{where} refused service: {_answer(exc)}") from exc
         if isinstance(exc, aiosmtplib.SMTPResponseException):  # a 4xx greeting: the relay answered
+            if conn.run.open > 0 and conn.run.workers > 1:  # typically "421 too many connections from …"
+                raise _Retire(_answer(exc)) from exc
             raise _Retry(_answer(exc)) from exc
         raise _unreachable(conn.run, _fault(exc)) from exc
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
@@ -189,10 +215,12 @@ def _unreachable(run: _Run, fault: str) -> Exception:
     if run.unreachable < BREAKER:
         return _Retry(fault)
     where = f"{run.settings.host}:{run.settings.port}"
-    return RelayUnreachable(
+    error = RelayUnreachable(
         f"SMTP 服务器 {where} 连续 {BREAKER} 次连接失败或无应答，已停止本次发送，未发出的邮件仍为待发送，稍后会重试 "
         f"(relay unreachable: {BREAKER} connection failures or timeouts in a row, last: {fault}; "
         f"the run stopped, unsent messages stay pending)")
+    error.last = f"无法连接 SMTP 服务器 {where} (relay unreachable): {fault}"
+    return error
 
 
 async def _transact(run: _Run, smtp: aiosmtplib.SMTP, env: Envelope) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
@@ -214,20 +242,21 @@ async def _attempt(conn: _Connection, env: Envelope) -> Outcome | None:
         if (start := await conn.run.throttle.admit(conn.run.stopped)) is None:
             return None  # the run stopped while this worker waited
         if smtp.is_connected:
+            pace = conn.run.throttle.generation  # the pace this transmission starts at
             break
         conn.run.throttle.give_back(start)  # the server closed the idle connection while we waited
     try:
         refused, _ = await _transact(conn.run, smtp, env)
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        text = "; ".join(f"{r.recipient}: {_answer(r)}" for r in exc.recipients)
-        if all(r.code >= 500 for r in exc.recipients):
-            return Outcome(env.key, sent=False, error=f"all recipients refused: {text}", permanent=True)
-        raise _Retry(text) from exc
+    except aiosmtplib.SMTPRecipientsRefused as exc:  # every address refused: nothing was sent
+        return _by_address(conn.run, env, {r.recipient: (r.code, r.message) for r in exc.recipients}, pace,
+                           sent=False)
     except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPDataError) as exc:
         if exc.code == 530:
             raise DeliveryError(f"SMTP server requires authentication: {_answer(exc)}") from exc
         if exc.code >= 500:
             return Outcome(env.key, sent=False, error=_answer(exc), permanent=True)
+        if is_rate_answer(exc.code, exc.message):
+            raise _Slow(_answer(exc), pace) from exc
         raise _Retry(_answer(exc)) from exc
     except aiosmtplib.SMTPResponseException as exc:  # EHLO/RSET refused or a garbled reply
         conn.close()
@@ -243,72 +272,109 @@ async def _attempt(conn: _Connection, env: Envelope) -> Outcome | None:
         return Outcome(env.key, sent=False, error=f"unsendable address: {exc}", permanent=True)
     if not refused:
         return Outcome(env.key, sent=True)
-    text = "; ".join(f"{rcpt}: {reply.code} {reply.message}" for rcpt, reply in refused.items())
-    return Outcome(env.key, sent=True, error=f"refused recipients: {text}")
+    return _by_address(conn.run, env, {rcpt: (reply.code, reply.message) for rcpt, reply in refused.items()}, pace,
+                       sent=True)
+
+
+def _by_address(run: _Run, env: Envelope, answers: Mapping[str, tuple[int, str]], pace: int, sent: bool) -> Outcome:
+    """The outcome when the relay answered addresses differently: a 5xx refuses that address for good, a 4xx puts
+    it off (the address alone is tried again later). A rate answer slows the run down; when it put off every address
+    the message is tried again at once, at the new pace."""
+    refused = tuple((address, f"{code} {text}") for address, (code, text) in answers.items() if code >= 500)
+    deferred = tuple((address, f"{code} {text}") for address, (code, text) in answers.items() if code < 500)
+    rate = next((f"{code} {text}" for code, text in answers.values() if is_rate_answer(code, text)), None)
+    if rate is not None:
+        if not sent and not refused:
+            raise _Slow(rate, pace)
+        _slow_down(run, rate, pace)
+    error = "; ".join(f"{address}: {answer}" for address, answer in (*refused, *deferred))
+    if not sent and not deferred:
+        return Outcome(env.key, sent=False, error=f"all recipients refused: {error}", permanent=True, refused=refused)
+    return Outcome(env.key, sent=sent, error=error, permanent=not deferred, refused=refused, deferred=deferred)
+
+
+def _slow_down(run: _Run, answer: str, pace: int) -> None:
+    """Lower the pace the relay refused, and say so; nothing when a refusal of the same burst already lowered it."""
+    if (limit := run.throttle.slow_down(pace)) is not None:
+        run.tell(slower(answer, limit))
 
 
 async def _deliver_one(conn: _Connection, env: Envelope) -> Outcome | None:
     """None: abandoned, unsettled, because another worker stopped the run."""
-    settings = conn.run.settings
+    run, settings = conn.run, conn.run.settings
     if not env.recipients:
         return Outcome(env.key, sent=False, error="no recipients", permanent=True)
-    error = ""
-    for attempt in range(1, settings.retries + 1):
-        if conn.run.halted:
+    error, attempt = "", 1
+    while attempt <= settings.retries:
+        if run.halted:
             return None
         try:
             outcome = await _attempt(conn, env)
-            return None if outcome is None else replace(outcome, attempts=attempt)
         except _Retry as exc:
             error = str(exc)
+        except _Slow as exc:  # not the message's fault: the attempt is not counted, the pace is lowered
+            if exc.pace != run.throttle.generation:
+                continue  # started before the pace was lowered (the same burst): try again at the lower pace
+            run.rate_strikes += 1  # one strike per pace refused, however many connections heard it
+            if run.rate_strikes >= RATE_BREAKER:
+                raise rate_breaker(RATE_BREAKER, str(exc)) from exc
+            _slow_down(run, str(exc), exc.pace)
+            continue
+        else:
+            if outcome is not None and outcome.sent:
+                run.rate_strikes = 0
+            return None if outcome is None else replace(outcome, attempts=attempt)
         log.info("outbox %d: attempt %d/%d failed: %s", env.key, attempt, settings.retries, error)
         if attempt < settings.retries:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(conn.run.stopped.wait(), settings.backoff * 2 ** (attempt - 1))
+                await asyncio.wait_for(run.stopped.wait(), settings.backoff * 2 ** (attempt - 1))
+        attempt += 1
     return Outcome(env.key, sent=False, error=error, attempts=settings.retries)
 
 
 async def _worker(run: _Run) -> None:
     conn = _Connection(run)
+    run.workers += 1
+    env: Envelope | None = None
     try:
         while not run.halted:
-            env = run.claim()
-            if env is None:
+            if (env := run.next()) is None:
                 break
-            run.in_hand.add(env.key)
-            if (outcome := await _deliver_one(conn, env)) is None:
+            try:
+                outcome = await _deliver_one(conn, env)
+            except _Retire as exc:  # handed to a worker whose connection the relay accepted, in this same run
+                run.handed_back.append(env)
+                if run.told_open is None or run.open < run.told_open:  # said once per lower number, not per refusal
+                    run.told_open = run.open
+                    run.tell(fewer_connections(str(exc), run.open))
+                break
+            if outcome is None:
                 break
             run.settle(outcome)
             run.in_hand.discard(env.key)
+    except RelayUnreachable as exc:
+        run.stopped.set()
+        conn.close()
+        run.workers -= 1
+        if env is not None and env.key in run.in_hand:  # the message that met the breaker counts one failed try
+            run.settle(Outcome(env.key, sent=False, error=exc.last or str(exc)))
+            run.in_hand.discard(env.key)
+        raise
     except BaseException:
         run.stopped.set()
         conn.close()
+        run.workers -= 1
         raise
+    run.workers -= 1
     await conn.quit()
 
 
-def _check(settings: SmtpSettings) -> None:
-    s = settings
-    checks = {
-        "host must be a non-empty name without line breaks": bool(s.host) and not any(c in s.host for c in "\r\n"),
-        "port must be 1-65535": 0 < s.port < 65536,
-        "security must be none, starttls or tls": s.security in ("none", "starttls", "tls"),
-        "a password is set but no username": s.password is None or s.username is not None,
-        "timeout must be > 0": s.timeout > 0,
-        "connections and retries must be >= 1, backoff >= 0": min(s.connections, s.retries) >= 1 and s.backoff >= 0,
-        "max_per_minute must be >= 0 (0: no limit)": s.max_per_minute >= 0,
-        "helo_name must be a host name": not s.helo_name or valid_helo_name(s.helo_name),
-    }
-    if problems := [problem for problem, ok in checks.items() if not ok]:
-        raise DeliveryError("bad SMTP settings: " + "; ".join(problems))
-
-
 async def deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle,
-                       stop: threading.Event | None = None) -> list[int]:
+                       stop: threading.Event | None = None, tell: Tell = log.warning) -> list[int]:
     """Deliver until nothing is left to claim, or `stop` is set: then every transaction in flight is finished and
     settled, nothing new starts, and the keys claimed but not sent (a retry or a throttle was waiting) are returned
-    for the caller to put back."""
-    return await _deliver_smtp(settings, claim, settle, _Throttle(settings.max_per_minute), stop)
+    for the caller to put back. `tell` hears how the run adapted to the relay (fewer connections, a slower pace)."""
+    return await _deliver_smtp(settings, claim, settle, Throttle(settings.max_per_minute), stop, tell)
 
 
 async def _watch(stop: threading.Event, run: _Run) -> None:
@@ -318,10 +384,10 @@ async def _watch(stop: threading.Event, run: _Run) -> None:
     run.stopped.set()
 
 
-async def _deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle, throttle: _Throttle,
-                        stop: threading.Event | None = None) -> list[int]:
-    _check(settings)
-    run = _Run(settings, claim, settle, throttle, stop=stop)
+async def _deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle, throttle: Throttle,
+                        stop: threading.Event | None = None, tell: Tell = log.warning) -> list[int]:
+    check_settings(settings)
+    run = _Run(settings, claim, settle, throttle, tell, stop=stop)
     watcher = asyncio.create_task(_watch(stop, run)) if stop is not None else None
     try:
         results = await asyncio.gather(*(_worker(run) for _ in range(settings.connections)), return_exceptions=True)
@@ -339,20 +405,3 @@ async def _deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle, th
         errors[0].add_note(f"unsettled outbox keys: {unsettled}")
         raise errors[0]
     return unsettled
-
-
-def deliver_maildir(folder: Path, claim: Claim, settle: Settle) -> None:
-    try:
-        for sub in ("tmp", "new", "cur"):  # Maildir(create=True) skips these when `folder` already exists
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        box = mailbox.Maildir(folder, create=True)
-    except OSError as exc:
-        raise DeliveryError(f"cannot use {folder} as a Maildir: {exc}") from exc
-    while (env := claim()) is not None:
-        try:
-            # Local line endings, so the file reads cleanly in a text editor as well as a mail client.
-            box.add(env.data.replace(b"\r\n", b"\n"))
-        except OSError as exc:
-            settle(Outcome(env.key, sent=False, error=_fault(exc)))
-        else:
-            settle(Outcome(env.key, sent=True))
