@@ -54,6 +54,16 @@ class Mail:
 class Delivery:
     transport: Literal["smtp", "maildir"] = "maildir"
     maildir: Path = Path("maildir")
+    retry_every: str = "1m"  # the daemon's job that sends what is pending and due (put off, interrupted, receipts)
+    give_up_after: str = "3d"  # a message failing this long is failed with the relay's last answer
+
+    @property
+    def retry_interval(self) -> timedelta:
+        return parse_duration(self.retry_every)
+
+    @property
+    def give_up(self) -> timedelta:
+        return parse_duration(self.give_up_after)
 
 
 @dataclass(frozen=True)
@@ -327,10 +337,15 @@ def _check(config: Config) -> None:
         raise ConfigError(path, "schedule.report_day", "应在 1–31 之间 (expected 1–31)")
     if schedule.due_soon_days < 0:
         raise ConfigError(path, "schedule.due_soon_days", "不能为负数 (must not be negative)")
-    try:
-        schedule.grace  # noqa: B018
-    except ValueError as exc:
-        raise ConfigError(path, "schedule.misfire_grace", str(exc)) from None
+    for key, text in (("schedule.misfire_grace", schedule.misfire_grace),
+                      ("delivery.retry_every", config.delivery.retry_every),
+                      ("delivery.give_up_after", config.delivery.give_up_after)):
+        try:
+            parse_duration(text)
+        except ValueError as exc:
+            raise ConfigError(path, key, str(exc)) from None
+    if config.delivery.retry_interval < timedelta(seconds=10):
+        raise ConfigError(path, "delivery.retry_every", "至少 10s (at least 10s)")
     if smtp.max_per_minute < 0:
         raise ConfigError(path, "smtp.max_per_minute", "不能为负数，0 表示不限 (0 means no limit)")
     if not 1 <= smtp.port <= 65535:

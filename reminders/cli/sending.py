@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -32,9 +33,10 @@ def send(state: State, cycle: str, kind: str, as_of: datetime | None, dry_run: b
     """发送月度提醒与汇总 Build, record and send a cycle's reminders and digests.
 
     Every message is recorded in the outbox before it is sent: sending the same cycle again sends nothing twice,
-    and a message that failed is retried. Exits 1 if any message failed (each is listed) or the database went
-    away. Ctrl-C or SIGTERM stops after the messages in flight, puts the rest back and prints the command that
-    finishes the month (exit 130 or 143).
+    and every pending message of the cycle is tried at once, whatever its wait (an address the relay put off gets
+    it; one that has it never twice). Exits 1 if any message failed or is left pending (each is listed, with
+    why and when it is tried again) or the database went away. Ctrl-C or SIGTERM stops after the messages in
+    flight, puts the rest back and prints the command that finishes the month (exit 130 or 143).
 
     Example: reminders send --cycle 2021-06 --kind reminders
     """
@@ -108,21 +110,43 @@ def outbox(ctx: click.Context, cycle: str | None, state_filter: str | None, fmt:
     with session_scope(state.engine()) as session:
         rows = box.list_messages(session, cycle, state_filter)
         records = [{**box.as_json(row), "created_at": aware(row.created_at).astimezone(zone).isoformat(),
-                    "sent_at": aware(row.sent_at).astimezone(zone).isoformat() if row.sent_at else None}
+                    "sent_at": aware(row.sent_at).astimezone(zone).isoformat() if row.sent_at else None,
+                    "next_attempt_at": aware(row.next_attempt_at).astimezone(zone).isoformat()
+                    if row.next_attempt_at and row.state == "pending" else None}
                    for row in rows]
         sent = [shown_time(row.sent_at, zone) if row.sent_at else "-" for row in rows]
+        details = [_addresses(box.as_json(row), zone) for row in rows]
     if fmt == "json":
         click.echo(json_lines(records))
         return
     table = [[str(r["id"]), str(r["cycle"]), KIND_NAMES.get(str(r["kind"]), str(r["kind"])), str(r["recipient"]),
-              STATE_NAMES.get(str(r["state"]), str(r["state"])), str(r["attempts"]), when,
-              "; ".join(r["addresses"]) + (f"  {r['last_error']}" if r["last_error"] else "")]  # type: ignore[arg-type]
-             for r, when in zip(records, sent, strict=True)]
+              STATE_NAMES.get(str(r["state"]), str(r["state"])), str(r["attempts"]), when, detail]
+             for r, when, detail in zip(records, sent, details, strict=True)]
     click.echo(render_table(["编号", "周期", "类别", "收件人", "状态", "次数", "发送时间", "地址 / 错误"], table,
-                            [8, 7, 4, 20, 6, 4, 22, 80]))
+                            [8, 7, 4, 20, 6, 4, 22, 120]))
     counts = Counter(str(record["state"]) for record in records)
     click.echo("  ".join(f"{label} {counts[state]}" for state, label in STATE_NAMES.items() if counts[state])
                or "发件箱为空 (the outbox is empty)")
+
+
+def _addresses(record: dict[str, Any], zone: tzinfo) -> str:
+    """The addresses, each with its own outcome where they fared differently; the next try; the relay's answers
+    last, as they are long and the column is cut at its width."""
+    deliveries: list[dict[str, str | None]] = record["deliveries"]
+    states = {entry["state"] for entry in deliveries}
+    if len(states) <= 1:
+        text = "; ".join(str(entry["address"]) for entry in deliveries)
+        answers = str(record["last_error"] or "")
+    else:
+        text = "; ".join(f"{entry['address']} {STATE_NAMES.get(str(entry['state']), entry['state'])}"
+                         for entry in deliveries)
+        answered = [entry for entry in deliveries if entry["answer"] and entry["state"] != "sent"]
+        answers = "; ".join(str(entry["answer"]) if len(answered) == 1 else f"{entry['address']}: {entry['answer']}"
+                            for entry in answered)
+    if record["state"] == "pending" and record["next_attempt_at"]:
+        moment = datetime.fromisoformat(str(record["next_attempt_at"]))
+        text += f"  下次重试 next try {shown_time(moment, zone)}"
+    return f"{text}  {answers}" if answers else text
 
 
 @outbox.command("retry")

@@ -80,8 +80,8 @@ def finish_command(state: State, cycle: str, kind: str, as_of: date | None, forc
 
 
 def run_send(state: State, engine: Engine, cycle: str, kind: str, as_of: date | None, force: bool = False) -> None:
-    """Send the cycle and report; exits 1 if a message failed or the database went away, 130 or 143 when a
-    SIGINT or SIGTERM stopped the run."""
+    """Send the cycle and report; exits 1 if a message failed or is left pending (the relay put it off or was away)
+    or the database went away, 130 or 143 when a SIGINT or SIGTERM stopped the run."""
     from sqlalchemy.exc import InterfaceError, OperationalError
     from sqlalchemy.orm import Session
 
@@ -122,13 +122,48 @@ def run_send(state: State, engine: Engine, cycle: str, kind: str, as_of: date | 
         click.echo(f"完成本月发送请运行 (to finish, run): {finish_command(state, cycle, kind, as_of, force)}")
         sys.exit(EXIT_STATUS.get(signal.Signals(stop.signum or signal.SIGINT), 130))
     click.echo(_summary(cycle, result))
-    if result.failed:
+    if result.halted or result.pending:
+        _say_pending(state, engine, cycle, kind, as_of, force, result)
+    if result.failed:  # listed at the very end, as they always were; they are not retried by themselves
+        click.echo("失败的邮件不会自动重发，修正地址或服务器后重发 (failed messages are not retried by themselves; "
+                   "once fixed, send them again): reminders outbox retry --all-failed, then "
+                   + finish_command(state, cycle, kind, as_of, force))
         click.echo(f"失败的邮件 failed messages ({len(result.failed)}):")
         for label in result.failed:
             click.echo(f"  {label}")
+    if result.failed or result.pending or result.halted:
         sys.exit(1)
 
 
+def _say_pending(state: State, engine: Engine, cycle: str, kind: str, as_of: date | None, force: bool,
+                 result: SendResult) -> None:
+    """What is left pending, when it is tried again, and how to send it now."""
+    from sqlalchemy.orm import Session
+
+    from reminders.delivery import outbox
+    from reminders.vocabulary import shown_time
+
+    if result.halted:
+        click.echo(f"发送已提前停止 the run stopped early: {result.halted}")
+    if result.pending:
+        click.echo(f"暂未送达、将自动重试的邮件 put off by the relay, tried again later ({len(result.pending)}):")
+        for label in result.pending:
+            click.echo(f"  {label}")
+    with Session(engine) as session:
+        left, earliest = outbox.pending_left(session, cycle, KIND_CHOICES[kind])
+    if earliest:
+        when = shown_time(earliest, state.config.schedule.tz)
+        when_zh, when_en = f"将于 {when} 起", f"from {when}"
+    else:
+        every = state.config.delivery.retry_every
+        when_zh, when_en = f"将在 {every} 内", f"within {every}"
+    click.echo(f"待发送 {left} 封：运行中的守护进程 (reminders run) {when_zh}自动重试；也可在服务器恢复后立即运行 "
+               f"(pending: {left}; the running daemon retries them {when_en}; or once the relay is back, run): "
+               f"{finish_command(state, cycle, kind, as_of, force)}")
+
+
 def _summary(cycle: str, result: SendResult) -> str:
+    # "will retry" last: the figures read as they did before messages could be put off.
     return (f"周期 {cycle}: 新记录 recorded {result.recorded}, 已发送 sent {len(result.sent)}, "
-            f"跳过(此前已发) skipped {result.skipped}, 失败 failed {len(result.failed)}")
+            f"跳过(此前已发) skipped {result.skipped}, 失败 failed {len(result.failed)}, "
+            f"待重试 will retry {len(result.pending)}")

@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session
 from reminders.config import Config, Smtp
 from reminders.delivery import outbox
 from reminders.delivery.building import Interrupted, build_each, check_templates
+from reminders.delivery.maildir import deliver_maildir
 from reminders.delivery.smtp import (
     DeliveryError,
     Envelope,
     Outcome,
     RelayUnreachable,
-    deliver_maildir,
     deliver_smtp,
 )
 from reminders.mail.compose import BUILT, build_drafts, iter_drafts
@@ -35,7 +35,7 @@ from reminders.mail.message import renderer_for
 from reminders.mail.receipts import receipt_draft
 from reminders.store.db import masked, session_scope
 from reminders.tracking.cycles import day_in_cycle
-from reminders.vocabulary import Kind
+from reminders.vocabulary import Kind, shown_time
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,11 @@ class SendResult:
     recorded: int = 0
     skipped: int = 0
     sent: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # put off (a 4xx, the relay away): tried again later
+    failed: list[str] = field(default_factory=list)  # failed for good (a 5xx, given up, cannot be built)
     interrupted: bool = False  # a stop was asked for: the run ended after the messages in flight
     released: int = 0  # claims put back to pending when the run stopped
+    halted: str = ""  # why the run stopped early (the relay away or limiting): the rest stays pending
 
 
 def prepare_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind],
@@ -155,9 +157,10 @@ def deliver_pending(engine: Engine, config: Config, cycle: str, kinds: Sequence[
     return result
 
 
-def _start(engine: Engine, cycle: str, kinds: Sequence[Kind], result: SendResult) -> None:
-    with Session(engine) as session:
-        result.skipped = outbox.counts(session, cycle, kinds).get("sent", 0)
+def _start(engine: Engine, cycle: str | None, kinds: Sequence[Kind] | None, result: SendResult) -> None:
+    if cycle is not None and kinds is not None:
+        with Session(engine) as session:
+            result.skipped = outbox.counts(session, cycle, kinds).get("sent", 0)
     recovered = outbox.recover(engine)
     if recovered:
         log.warning("已将 %d 封由已退出的发送进程认领的邮件放回待发送 "
@@ -183,50 +186,72 @@ def _reconnecting(engine: Engine, work: Callable[[], _T]) -> _T:
     return work()
 
 
-def _deliver(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], result: SendResult,
-             echo: Callable[[str], None], stop: threading.Event | None = None) -> None:
+def deliver_due(engine: Engine, config: Config, echo: Callable[[str], None] = log.info, *,
+                stop: threading.Event | None = None) -> SendResult:
+    """Send every pending message, of any cycle and kind, whose next attempt has come (the daemon's retry job)."""
+    result = SendResult()
+    _start(engine, None, None, result)
+    _deliver(engine, config, None, None, result, echo, stop, due=True)
+    return result
+
+
+def _deliver(engine: Engine, config: Config, cycle: str | None, kinds: Sequence[Kind] | None, result: SendResult,
+             echo: Callable[[str], None], stop: threading.Event | None = None, *, due: bool = False) -> None:
     names: dict[int, str] = {}
+    claims: dict[int, outbox.Claimed] = {}
     tried: set[int] = set()
     claimed: deque[Envelope] = deque()
     batch = claim_batch(config)
+    zone = config.schedule.tz
 
     def claim() -> Envelope | None:
         if stop is not None and stop.is_set():
             return None
         if not claimed:
             for item in _reconnecting(engine, lambda: outbox.claim(engine, cycle, kinds, config.smtp.sender, tried,
-                                                                   batch)):
-                names[item.envelope.key] = f"{item.kind} {item.recipient_name} <{', '.join(item.envelope.recipients)}>"
+                                                                   batch, due=due)):
+                # Of every cycle (the retry job): "cycle kind name <…>", which daemon.report reads back.
+                names[item.envelope.key] = (f"{'' if cycle else item.cycle + ' '}{item.kind} {item.recipient_name} "
+                                            f"<{', '.join(item.envelope.recipients)}>")
+                claims[item.envelope.key] = item
                 claimed.append(item.envelope)
         return claimed.popleft() if claimed else None
 
     def settle(outcome: Outcome) -> None:
-        label = names.get(outcome.key, str(outcome.key))
+        label, item = names.get(outcome.key, str(outcome.key)), claims.pop(outcome.key, None)
         try:
-            _reconnecting(engine, lambda: outbox.settle(engine, outcome))
+            settled = _reconnecting(engine, lambda: outbox.settle(engine, outcome, item, config.delivery.give_up))
         except (OperationalError, InterfaceError):
             if outcome.sent:
                 echo(f"已发送但未能记录 sent, not recorded (the next run sends it again)  {label}")
             raise
-        if outcome.sent:
+        delivered = _delivered(outcome, item)
+        if settled.state == "sent":
             result.sent.append(label)
-            echo(f"已发送 sent     {label}" + (f"  ({outcome.error})" if outcome.error else ""))
+            echo(f"已发送 sent     {label}")
+            return
+        tried.add(outcome.key)
+        why = (f"已送达 delivered to {', '.join(delivered)}；" if delivered else "") + (settled.error or "")
+        if settled.state == "pending":
+            when = shown_time(settled.next_attempt_at, zone) if settled.next_attempt_at else "-"
+            result.pending.append(f"{label}: {why}；{when} 起重试 (tried again from {when})")
+            echo(f"待重试 later    {result.pending[-1]}")
         else:
-            tried.add(outcome.key)
-            result.failed.append(f"{label}: {outcome.error}")
-            echo(f"失败   failed   {label}: {outcome.error}")
+            result.failed.append(f"{label}: {why}")
+            echo(f"失败   failed   {result.failed[-1]}")
 
     unsettled: list[int] = []
     try:
         if config.delivery.transport == "maildir":
             deliver_maildir(config.delivery.maildir, claim, settle)
         else:
-            unsettled = asyncio.run(deliver_smtp(smtp_settings(config), claim, settle, stop))
+            unsettled = asyncio.run(deliver_smtp(smtp_settings(config), claim, settle, stop, tell=echo))
+    except RelayUnreachable as exc:  # the relay is away: the rest stays pending, due at once for the next run
+        outbox.release(engine, [*exc.unsettled, *(envelope.key for envelope in claimed)])
+        result.halted = str(exc)
+        return
     except DeliveryError as exc:
         outbox.release(engine, [*exc.unsettled, *(envelope.key for envelope in claimed)])
-        if isinstance(exc, RelayUnreachable):
-            raise RelayUnreachable(f"{exc}；服务器恢复后可运行 reminders send --cycle {cycle} 立即重试 "
-                                   f"(once the relay is back: reminders send --cycle {cycle})", exc.unsettled) from exc
         raise
     except (OperationalError, InterfaceError):
         # The database went away: put back what can be put back; a process that is gone leaves the rest to the
@@ -243,6 +268,14 @@ def _deliver(engine: Engine, config: Config, cycle: str, kinds: Sequence[Kind], 
         if result.released:
             log.warning("已将本次运行认领的 %d 封邮件放回待发送 (%d claimed message(s) put back to pending)",
                         result.released, result.released)
+
+
+def _delivered(outcome: Outcome, item: outbox.Claimed | None) -> list[str]:
+    """The addresses this attempt reached, when others were refused or put off."""
+    if item is None or not outcome.sent or not (outcome.refused or outcome.deferred):
+        return []
+    missed = {address for address, _ in (*outcome.refused, *outcome.deferred)}
+    return [address for address in item.envelope.recipients if address not in missed]
 
 
 def claim_batch(config: Config) -> int:

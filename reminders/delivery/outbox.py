@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from reminders.delivery import addressed
 from reminders.delivery.smtp import Envelope, Outcome
 from reminders.errors import ReminderError
 from reminders.mail.message import OutgoingMessage
@@ -29,6 +30,8 @@ from reminders.store.models import OutboxMessage
 from reminders.vocabulary import Kind
 
 LEASE = timedelta(minutes=15)
+# A message put off (a 4xx, the relay away) waits this long before the daemon tries it again, doubling each time.
+FIRST_WAIT, LONGEST_WAIT = timedelta(minutes=1), timedelta(hours=1)
 _T = TypeVar("_T")
 
 
@@ -137,33 +140,46 @@ def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chun
     return added
 
 
-def _claimable(cycle: str, kinds: Sequence[str], now: datetime) -> ColumnElement[bool]:
+def _claimable(cycle: str | None, kinds: Sequence[str] | None, now: datetime, due: bool = False
+               ) -> ColumnElement[bool]:
     """Pending, or claimed by another host's process longer than the lease ago. A claim of this host is never taken
-    here: a live sender keeps it however long its relay takes, and a dead one's is put back by `recover`."""
+    here: a live sender keeps it however long its relay takes, and a dead one's is put back by `recover`.
+    `cycle` or `kinds` None: any; `due`: only messages whose next attempt has come (the daemon's retries)."""
     elsewhere = or_(OutboxMessage.claimed_by.is_(None),
                     ~OutboxMessage.claimed_by.startswith(f"{socket.gethostname()}:", autoescape=True))
     stale = and_(OutboxMessage.state == "sending", OutboxMessage.claimed_at < now - LEASE, elsewhere)
-    return and_(OutboxMessage.cycle == cycle, OutboxMessage.kind.in_(kinds),
-                or_(OutboxMessage.state == "pending", stale), func.length(OutboxMessage.data) > 0)
+    conditions = [or_(OutboxMessage.state == "pending", stale), func.length(OutboxMessage.data) > 0]
+    if cycle is not None:
+        conditions.append(OutboxMessage.cycle == cycle)
+    if kinds is not None:
+        conditions.append(OutboxMessage.kind.in_(kinds))
+    if due:
+        conditions.append(or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
+    return and_(*conditions)
 
 
 @dataclass(frozen=True)
 class Claimed:
-    envelope: Envelope
+    envelope: Envelope  # its recipients: the message's addresses not yet accepted or refused for good
     kind: str
+    cycle: str
     recipient_name: str
+    attempts: int = 1  # this claim included
+    deliveries: addressed.Deliveries | None = None  # per-address outcomes so far
+    first_failed_at: datetime | None = None
 
 
-def claim(engine: Engine, cycle: str, kinds: Sequence[str], sender: str, tried: Collection[int] = (),
-          limit: int = 1, *, now: datetime | None = None) -> list[Claimed]:
+def claim(engine: Engine, cycle: str | None, kinds: Sequence[str] | None, sender: str, tried: Collection[int] = (),
+          limit: int = 1, *, now: datetime | None = None, due: bool = False) -> list[Claimed]:
     """Take up to `limit` messages for this process in one statement, committed before anything is sent.
 
     `tried` holds the messages that already failed in this run: they wait for the next run instead of looping.
     `now` (default: the current time) is when the claim is made, against which leases run out; stored in UTC, as
-    SQLite keeps no offset.
+    SQLite keeps no offset. `due`: only messages whose next attempt has come (see `_claimable`).
     """
     now = now.astimezone(UTC) if now else datetime.now(UTC)
-    candidates = select(OutboxMessage.id).where(_claimable(cycle, kinds, now)).order_by(OutboxMessage.id).limit(limit)
+    candidates = (select(OutboxMessage.id).where(_claimable(cycle, kinds, now, due)).order_by(OutboxMessage.id)
+                  .limit(limit))
     if tried:
         candidates = candidates.where(OutboxMessage.id.not_in(list(tried)))
     postgres = engine.dialect.name == "postgresql"
@@ -177,14 +193,24 @@ def claim(engine: Engine, cycle: str, kinds: Sequence[str], sender: str, tried: 
         rows = connection.execute(
             update(OutboxMessage)
             # The condition is checked again on the row itself: a row another sender took meanwhile is left alone.
-            .where(OutboxMessage.id.in_(picked), _claimable(cycle, kinds, now))
+            .where(OutboxMessage.id.in_(picked), _claimable(cycle, kinds, now, due))
             .values(state="sending", claimed_at=now, claimed_by=owner(), attempts=OutboxMessage.attempts + 1)
-            .returning(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.recipient_name, OutboxMessage.addresses,
-                       OutboxMessage.data, OutboxMessage.message_id)
+            .returning(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.cycle, OutboxMessage.recipient_name,
+                       OutboxMessage.addresses, OutboxMessage.data, OutboxMessage.message_id, OutboxMessage.attempts,
+                       OutboxMessage.deliveries, OutboxMessage.first_failed_at)
         ).all()
-    return sorted((Claimed(Envelope(key, sender, tuple(a for a in addresses.split(";") if a), data, message_id),
-                           kind, name)
-                   for key, kind, name, addresses, data, message_id in rows), key=lambda c: c.envelope.key)
+    claimed = []
+    for key, kind, row_cycle, name, addresses, data, message_id, attempts, deliveries, first_failed_at in rows:
+        fates = addressed.parse(deliveries)
+        recipients = addressed.remaining([a for a in addresses.split(";") if a], fates)
+        claimed.append(Claimed(Envelope(key, sender, recipients, data, message_id), kind, row_cycle, name, attempts,
+                               fates, _utc(first_failed_at)))
+    return sorted(claimed, key=lambda c: c.envelope.key)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back the UTC it was given without its offset."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def claim_next(engine: Engine, cycle: str, kinds: Sequence[str], sender: str,
@@ -193,16 +219,63 @@ def claim_next(engine: Engine, cycle: str, kinds: Sequence[str], sender: str,
     return claimed[0].envelope if claimed else None
 
 
-def settle(engine: Engine, outcome: Outcome) -> None:
-    state = "sent" if outcome.sent else ("failed" if outcome.permanent else "pending")
+def settle(engine: Engine, outcome: Outcome, claimed: Claimed | None = None,
+           give_up_after: timedelta = timedelta(days=3), *, now: datetime | None = None) -> Settled:
+    """Record how a claimed message fared; returns its new state, and when it is tried next if pending.
+
+    A message put off (pending) waits for its next attempt (one minute, doubling, at most an hour); once it has been
+    failing for `give_up_after`, it fails with the last answer. Without `claimed` (a caller that kept nothing of
+    the claim), the message is taken as tried at all its addresses, first try."""
+    now = now.astimezone(UTC) if now else datetime.now(UTC)
+    tried = claimed.envelope.recipients if claimed else ()
+    values: dict[str, Any] = {"claimed_at": None, "claimed_by": None, "next_attempt_at": None}
+    merged: addressed.Deliveries = {}
+    if claimed is not None and (claimed.deliveries or outcome.refused or outcome.deferred):
+        merged = addressed.merge(claimed.deliveries or {}, tried, outcome)
+        values["deliveries"] = addressed.dump(merged)
+    state, error = addressed.state_after(outcome, merged), outcome.error
+    if state == "failed" and outcome.sent and not outcome.refused:
+        error = addressed.refusals(merged)  # the rest took it now: an address refused earlier still stands
+    if outcome.sent and (addressed.accepted_any(outcome, tried) or claimed is None):
+        values["sent_at"] = func.coalesce(OutboxMessage.sent_at, now)
+    if state == "pending":
+        first = (claimed.first_failed_at if claimed else None) or now
+        attempts = claimed.attempts if claimed else 1
+        if now - first >= give_up_after:
+            state = "failed"
+            error = (f"{error}；自 {first:%Y-%m-%d %H:%M} UTC 起未能送达，已放弃 "
+                     f"(not delivered since {first:%Y-%m-%d %H:%M} UTC: given up)")
+        else:
+            values["next_attempt_at"] = now + min(FIRST_WAIT * 2 ** min(attempts - 1, 12), LONGEST_WAIT)
+            values["first_failed_at"] = func.coalesce(OutboxMessage.first_failed_at, now)
     with engine.begin() as session:
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == outcome.key, OutboxMessage.state == "sending",
                    OutboxMessage.claimed_by == owner())
-            .values(state=state, last_error=outcome.error, claimed_at=None, claimed_by=None,
-                    sent_at=datetime.now(UTC) if outcome.sent else None)
+            .values(state=state, last_error=error, **values)
         )
+    return Settled(state, error, values["next_attempt_at"])
+
+
+@dataclass(frozen=True)
+class Settled:
+    state: str
+    error: str | None
+    next_attempt_at: datetime | None
+
+
+def pending_left(session: Session, cycle: str | None, kinds: Sequence[str] | None) -> tuple[int, datetime | None]:
+    """How many messages are pending (of a cycle and kinds; None: any), and the earliest time one is due again
+    (None: one is due now)."""
+    query = select(func.count(), func.min(OutboxMessage.next_attempt_at),
+                   func.count(OutboxMessage.next_attempt_at)).where(OutboxMessage.state == "pending")
+    if cycle is not None:
+        query = query.where(OutboxMessage.cycle == cycle)
+    if kinds is not None:
+        query = query.where(OutboxMessage.kind.in_(kinds))
+    number, earliest, waiting = session.execute(query).one()
+    return number, (_utc(earliest) if waiting == number else None)
 
 
 def release(engine: Engine, keys: Iterable[int]) -> int:
@@ -238,7 +311,10 @@ def list_messages(session: Session, cycle: str | None = None, state: str | None 
 
 
 def requeue(session: Session, ids: Sequence[int] | None) -> list[int]:
-    """Put failed messages back to pending for the next send (`ids` None: every failed one); a sent one is refused."""
+    """Put failed messages back to pending for the next send (`ids` None: every failed one); a sent one is refused.
+
+    A requeued message is due at once, its give-up clock starts again, and the addresses a relay refused are tried
+    again (never those that have it)."""
     if ids is None:
         rows = [row for row in session.scalars(select(OutboxMessage).where(OutboxMessage.state == "failed"))
                 if not _unbuilt_receipt(row)]
@@ -255,8 +331,11 @@ def requeue(session: Session, ids: Sequence[int] | None) -> list[int]:
                                   f"and cannot be rebuilt: {row.last_error})")
             rows.append(row)
     for row in rows:
-        if row.state == "failed":
+        if row.state in ("failed", "pending"):
             row.state = "pending"
+            row.next_attempt_at = row.first_failed_at = None
+            row.deliveries = addressed.dump({address: entry for address, entry in addressed.parse(row.deliveries)
+                                             .items() if entry[0] == "sent"})
     session.flush()
     return [row.id for row in rows]
 
@@ -267,9 +346,13 @@ def _unbuilt_receipt(row: OutboxMessage) -> bool:
 
 
 def as_json(row: OutboxMessage) -> dict[str, object]:
+    addresses = row.addresses.split(";")
     return {
         "id": row.id, "kind": row.kind, "cycle": row.cycle, "recipient": row.recipient_name,
-        "addresses": row.addresses.split(";"), "subject": row.subject, "message_id": row.message_id,
+        "addresses": addresses, "subject": row.subject, "message_id": row.message_id,
         "state": row.state, "attempts": row.attempts, "last_error": row.last_error,
         "created_at": row.created_at.isoformat(), "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+        "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
+        "deliveries": [{"address": address, "state": state, "answer": answer or None} for address, state, answer
+                       in addressed.each(addresses, addressed.parse(row.deliveries), row.state, row.last_error)],
     }

@@ -39,9 +39,9 @@ async def _chase(request: Request, app: WebApp, session: WebSession) -> Response
     except (ReminderError, OSError) as exc:
         return refused(app, request, "催报未能发出", f"邮件服务器出错：{exc}。催报已记入发件箱，稍后会重试。", 502,
                        "/admin/not-reported")
-    if result.failed:
-        failed = "；".join(result.failed)
-        return refused(app, request, "部分催报未能发出", f"{failed}。已记入发件箱，可稍后重试。", 502,
+    if result.failed or result.pending or result.halted:
+        problems = "；".join([*result.failed, *result.pending, *([result.halted] if result.halted else [])])
+        return refused(app, request, "部分催报未能发出", f"{problems}。已记入发件箱，暂未送达的会自动重试。", 502,
                        "/admin/not-reported")
     notice = "chased" if result.sent or result.recorded else "nochase"
     return RedirectResponse(f"/admin/not-reported?notice={notice}", status_code=303)
