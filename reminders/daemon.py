@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -23,12 +23,14 @@ from sqlalchemy.orm import Session
 from reminders.config import Config
 from reminders.config_values import cron_trigger
 from reminders.delivery import dispatch
+from reminders.delivery.outbox import FIRST_WAIT, LONGEST_WAIT
+from reminders.errors import ReminderError
 from reminders.mail.compose import SCHEDULED, cron_of
 from reminders.store.db import masked
 from reminders.store.models import OutboxMessage
 from reminders.store.plans import NoPlanError, active_plan
 from reminders.tracking.cycles import OutsidePlanYear, check_cycle_in_plan
-from reminders.vocabulary import Kind
+from reminders.vocabulary import Kind, shown_time
 
 log = logging.getLogger("reminders.daemon")
 
@@ -42,7 +44,14 @@ class Retry:
 
 
 def run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | None = None,
-              retry: Retry = Retry(), stop: threading.Event | None = None) -> dispatch.SendResult | None:
+              retry: Retry = Retry(), stop: threading.Event | None = None,
+              sending: threading.Lock | None = None) -> dispatch.SendResult | None:
+    with sending or threading.Lock():  # the retry job waits while a monthly run sends
+        return _run_cycle(config, engine, kind, fired_at, retry, stop)
+
+
+def _run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | None, retry: Retry,
+               stop: threading.Event | None) -> dispatch.SendResult | None:
     when = (fired_at or datetime.now(config.schedule.tz)).astimezone(config.schedule.tz)
     cycle = f"{when.year:04d}-{when.month:02d}"
     stop = stop or threading.Event()
@@ -64,10 +73,13 @@ def run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | N
                           "reminders send --cycle %s --kind %ss", kind, cycle, cycle, cycle, kind)  # reminders…
                 return None
             continue
-        log.info("job %s: cycle %s recorded %d, sent %d, skipped %d, failed %d", kind, cycle, result.recorded,
-                 len(result.sent), result.skipped, len(result.failed))
-        for label in result.failed:  # one message's fault never stops the job: each is logged, the rest went out
-            log.error("job %s: 失败 failed %s", kind, label)
+        # "will retry" last: the line reads as it did before messages could be put off, for whoever watches for it.
+        log.info("job %s: cycle %s recorded %d, sent %d, skipped %d, failed %d, will retry %d", kind, cycle,
+                 result.recorded, len(result.sent), result.skipped, len(result.failed), len(result.pending))
+        if result.halted:  # the daemon's retry job sends the rest once the relay is back
+            log.warning("job %s: %s；守护进程稍后自动重试，或立即运行 (the daemon retries; or now): "
+                        "reminders send --cycle %s --kind %ss", kind, result.halted, cycle, kind)
+        report(kind, result, cycle, f"{kind}s")  # one message's fault never stops the job: each is logged
         return result
     return None
 
@@ -98,19 +110,73 @@ def _in_plan_year(engine: Engine, kind: Kind, cycle: str) -> bool:
     return True
 
 
-def deliver_receipts(config: Config, engine: Engine) -> None:
-    """Send the receipts (回执) units' submissions recorded, this month's and last month's (a link outlives its
-    month); nothing is built here."""
-    today = datetime.now(config.schedule.tz).date()
-    last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-    for cycle in (last_month, today.strftime("%Y-%m")):
+class Finisher:
+    """The job that finishes what runs left behind, every `[delivery] retry_every`: every pending message of any
+    cycle and kind whose next attempt has come — put off by the relay, left by a stopped run, a unit's receipt.
+
+    It never runs beside a monthly run of the same daemon (`sending`): one sender per daemon keeps the relay's
+    connection and rate limits. When a run finds the relay away, the job waits before trying it again (one minute,
+    doubling, at most an hour), so a relay that is down costs one short connection attempt now and then.
+    """
+
+    def __init__(self, config: Config, engine: Engine, sending: threading.Lock | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.config, self.engine = config, engine
+        self.sending = sending or threading.Lock()
+        self.stop = stop
+        self.resume_at: datetime | None = None  # the relay was away: not before this
+        self.wait = FIRST_WAIT
+
+    def __call__(self) -> dispatch.SendResult | None:
+        now = datetime.now(UTC)
+        if self.resume_at is not None and now < self.resume_at:
+            return None
+        if not self.sending.acquire(blocking=False):
+            return None  # a monthly run is sending; what it leaves is due at the next turn
         try:
-            result = dispatch.deliver_pending(engine, config, cycle, ("receipt",), echo=log.info)
+            result = dispatch.deliver_due(self.engine, self.config, echo=log.info, stop=self.stop)
         except DBAPIError as exc:
-            log.error("receipts of %s not sent, the database failed: %s", cycle, exc.orig or exc)
-            return
-        if result.sent or result.failed:
-            log.info("receipts of %s: sent %d, failed %d", cycle, len(result.sent), len(result.failed))
+            log.error("待发送邮件未能发送，数据库出错 (pending messages not sent, the database failed): %s",
+                      exc.orig or exc)
+            return None
+        except ReminderError as exc:  # a configuration fault (TLS mode, password): said at every turn until fixed
+            self._pause(now)
+            log.error("待发送邮件未能发送 (pending messages not sent): %s；%s 起重试 (retrying from then)", exc,
+                      shown_time(self.resume_at or now, self.config.schedule.tz))
+            return None
+        finally:
+            self.sending.release()
+        if result.halted:
+            self._pause(now)
+            log.warning("%s；守护进程 %s 起重试 (the daemon tries again from then)", result.halted,
+                        shown_time(self.resume_at or now, self.config.schedule.tz))
+        else:
+            self.resume_at, self.wait = None, FIRST_WAIT
+        report("retry", result)
+        return result
+
+    def _pause(self, now: datetime) -> None:
+        self.resume_at = now + self.wait
+        self.wait = min(self.wait * 2, LONGEST_WAIT)
+
+
+def report(job: str, result: dispatch.SendResult, cycle: str | None = None, kind: str = "") -> None:
+    """Log a run's messages that did not all go out, as warnings naming the command that sends them now."""
+    for label in result.pending:
+        # A run of every cycle and kind (the retry job) labels each message "cycle kind name <addresses>": the
+        # command names that message's own kind, since `--kind all` would send the month's other mails (its digests
+        # before their day) and never a receipt or a chase.
+        where, own = (cycle, kind) if cycle else (label.split(" ", 2)[0], f"{label.split(' ', 2)[1]}s")
+        log.warning("job %s: 待重试 will retry %s；立即重试 (to retry now): reminders send --cycle %s --kind %s", job,
+                    label, where, own)
+    for label in result.failed:  # an error, as it always was: nothing sends a failed message by itself
+        log.error("job %s: 失败 failed %s", job, label)
+    if result.failed:
+        log.warning("job %s: 失败的邮件修正后重发 (once fixed, requeue the failed messages): "
+                    "reminders outbox retry --all-failed", job)
+    if result.sent or result.pending or result.failed:
+        log.info("job %s: sent %d, will retry %d, failed %d", job, len(result.sent), len(result.pending),
+                 len(result.failed))
 
 
 def _unreachable(exc: DBAPIError) -> bool:
@@ -147,7 +213,8 @@ def _recorded(engine: Engine, kind: Kind, cycle: str) -> int:
         return session.scalar(query) or 0
 
 
-def build_scheduler(config: Config, engine: Engine, stop: threading.Event | None = None) -> Any:
+def build_scheduler(config: Config, engine: Engine, stop: threading.Event | None = None,
+                    sending: threading.Lock | None = None) -> Any:
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -156,12 +223,15 @@ def build_scheduler(config: Config, engine: Engine, stop: threading.Event | None
         job_defaults={"coalesce": True, "max_instances": 1,
                       "misfire_grace_time": int(config.schedule.grace.total_seconds())},
     )
+    sending = sending or threading.Lock()
     triggers = {kind: cron_trigger(_expression(config, kind), config.schedule.timezone) for kind in SCHEDULED}
     for kind, trigger in triggers.items():
-        scheduler.add_job(run_cycle, trigger, args=(config, engine, kind), kwargs={"stop": stop}, id=kind,
+        scheduler.add_job(run_cycle, trigger, args=(config, engine, kind), kwargs={"stop": stop, "sending": sending},
+                          id=kind,
                           name=f"monthly {kind}s", replace_existing=True)
-    scheduler.add_job(deliver_receipts, "interval", minutes=1, args=(config, engine), id="receipts",
-                      name="receipts", replace_existing=True)
+    scheduler.add_job(Finisher(config, engine, sending, stop), "interval",
+                      seconds=int(config.delivery.retry_interval.total_seconds()), id="retry",
+                      name="pending messages", replace_existing=True)
 
     def listen(event: Any) -> None:
         if event.code == EVENT_JOB_ERROR:
@@ -191,14 +261,16 @@ def run_daemon(config: Config, engine: Engine, stop: threading.Event | None = No
             signal.signal(signum, lambda number, _frame: _stop(stop, number))
     # The listener logs job errors with their traceback; APScheduler's own copy of each would only repeat it.
     logging.getLogger("apscheduler.executors.default").setLevel(logging.CRITICAL)
-    scheduler = build_scheduler(config, engine, stop)
+    sending = threading.Lock()
+    scheduler = build_scheduler(config, engine, stop, sending)
     now = datetime.now(config.schedule.tz)
     for kind, fired_at in last_fire_times(config, now):
         cycle = fired_at.strftime("%Y-%m")
         if now - fired_at <= config.schedule.grace:
             log.info("catching up %s of %s (fire time %s passed while the daemon was down)", kind, cycle,
                      fired_at.isoformat())
-            scheduler.add_job(run_cycle, args=(config, engine, kind, fired_at), kwargs={"retry": retry, "stop": stop},
+            scheduler.add_job(run_cycle, args=(config, engine, kind, fired_at),
+                              kwargs={"retry": retry, "stop": stop, "sending": sending},
                               id=f"catch-up-{kind}", name=f"catch-up {kind}s", replace_existing=True)
         elif _safe_recorded(engine, kind, cycle) == 0:
             log.warning("missed: the %s run of %s (%s) is older than misfire_grace (%s) and was not sent; "

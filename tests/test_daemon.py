@@ -1,5 +1,6 @@
 """The scheduler daemon as a real process: catch-up on start, job errors logged, clean stop on SIGTERM; and the
-every-minute job that sends the receipts (回执) units' submissions recorded."""
+retry job, every [delivery] retry_every, that sends what is pending, among it the receipts (回执) units' submissions
+recorded."""
 
 import os
 import re
@@ -18,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from reminders import config as config_module
-from reminders.daemon import build_scheduler, deliver_receipts, missed_fire_times
+from reminders.daemon import Finisher, build_scheduler, missed_fire_times
 from reminders.delivery import dispatch
 from reminders.store.db import session_scope
 from reminders.store.models import OutboxMessage
@@ -348,37 +349,44 @@ def test_it_delivers_the_receipts_of_this_month_and_last_once_however_often_the_
     _submit(loaded, "信息中心", last_month, today, Answer("13", "完成招标", 70, "progress"))  # a late report
     assert _receipts(env.engine) == [("政策法规处", this_month, "pending"), ("信息中心", last_month, "pending")]
 
-    deliver_receipts(env.config, env.engine)
+    finisher = Finisher(env.config, env.engine)
+    finisher()
     assert sorted((m.recipients, str(parsed(m.data)["Subject"]).startswith("【回执】")) for m in smtp.messages) == [
         (("fagui@example.org", "fagui.backup@example.org"), True), (("xinxi@example.org",), True)]
     assert _receipts(env.engine) == [("政策法规处", this_month, "sent"), ("信息中心", last_month, "sent")]
 
-    deliver_receipts(env.config, env.engine)
+    finisher()
+    Finisher(env.config, env.engine)()  # another job's instance (a restarted daemon) too
     assert len(smtp.messages) == 2  # once only
     assert _receipts(env.engine) == [("政策法规处", this_month, "sent"), ("信息中心", last_month, "sent")]
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_it_schedules_the_receipt_job_every_minute(loaded: Cli, smtp: RecordingServer) -> None:
+def test_it_schedules_the_retry_job_every_retry_every(loaded: Cli, smtp: RecordingServer) -> None:
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
     from apscheduler.triggers.interval import IntervalTrigger
 
+    text = loaded.config.read_text(encoding="utf-8")
+    loaded.config.write_text(text.replace('maildir = "maildir"\n', 'maildir = "maildir"\nretry_every = "30s"\n'),
+                             encoding="utf-8")
     env = library(loaded)
+    assert env.config.delivery.retry_every == "30s"
     today = datetime.now(TZ).date()
     _submit(loaded, "信息中心", today.strftime("%Y-%m"), today, Answer("13", "完成招标", 70, "progress"))
     scheduler = build_scheduler(env.config, env.engine)
-    job = scheduler.get_job("receipts")
-    assert job is not None and job.func is deliver_receipts and job.args == (env.config, env.engine)
-    assert isinstance(job.trigger, IntervalTrigger) and job.trigger.interval == timedelta(minutes=1)
+    job = scheduler.get_job("retry")
+    assert job is not None and isinstance(job.func, Finisher) and scheduler.get_job("receipts") is None
+    assert (job.func.config, job.func.engine) == (env.config, env.engine)
+    assert isinstance(job.trigger, IntervalTrigger) and job.trigger.interval == timedelta(seconds=30)
 
     runs: list[Any] = []
-    scheduler.add_listener(lambda event: runs.append(event) if event.job_id == "receipts" else None,
+    scheduler.add_listener(lambda event: runs.append(event) if event.job_id == "retry" else None,
                            EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     scheduler.start()
     try:
-        for run in (1, 2):  # the scheduler runs the job now rather than in a minute, twice
-            scheduler.modify_job("receipts", next_run_time=datetime.now(TZ))
-            wait_for(lambda run=run: len(runs) == run, f"run {run} of the receipt job")
+        for run in (1, 2):  # the scheduler runs the job now rather than in 30 s, twice
+            scheduler.modify_job("retry", next_run_time=datetime.now(TZ))
+            wait_for(lambda run=run: len(runs) == run, f"run {run} of the retry job")
             assert runs[-1].exception is None
             assert [m.recipients for m in smtp.messages] == [("xinxi@example.org",)]
     finally:
