@@ -210,3 +210,12 @@ def set_plan_year(db_url: str, year: int) -> None:
 
 
 LANES = 2  # trials run two at a time, each on its own database and SMTP server
+
+
+def trial_database(database: str, template: str, folder: Path) -> str:
+    """A trial's own database: a copy of the SQLite template in `folder`, or the lane's PostgreSQL schema emptied of
+    its outbox (each lane has a schema of its own)."""
+    if database == "sqlite":
+        return copy_sqlite(template, folder / "reminders.sqlite3")
+    reset_outbox(template)
+    return template

@@ -56,11 +56,6 @@ def _in_lanes(templates: list[str], trial: Callable[[int, str], Outcome], trials
                       key=lambda o: o.number)
 
 
-def _database(database: str, template: str, folder: Path) -> str:
-    if database == "sqlite":
-        return crashdata.copy_sqlite(template, folder / "reminders.sqlite3")
-    crashdata.reset_outbox(template)
-    return template
 
 
 def _catch_up(config: Path) -> Path:
@@ -119,7 +114,7 @@ def _judge(number: int, rows: list[Row], received: list[Received], logs: tuple[P
 
 def _two_sends(number: int, database: str, template: str, folder: Path, offset: float) -> Outcome:
     folder.mkdir()
-    url = _database(database, template, folder)
+    url = crashdata.trial_database(database, template, folder)
     with RecordingServer() as smtp:
         smtp.delay_replies(DATA_DELAY)
         config = crashdata.prepared_config(folder, url, smtp.port)
@@ -146,7 +141,7 @@ def _wait_for_jobs(log: Path, cycle: str, process: subprocess.Popen[bytes], time
 
 def _daemon_and_send(number: int, database: str, template: str, folder: Path, offset: float) -> Outcome:
     folder.mkdir()
-    url = _database(database, template, folder)
+    url = crashdata.trial_database(database, template, folder)
     cycle = datetime.now(TZ).strftime("%Y-%m")  # the month whose midnight run the daemon catches up
     crashdata.set_plan_year(url, datetime.now(TZ).year)  # back to 2021 below: the lane's other trials send 2021-06
     try:

@@ -54,11 +54,6 @@ def _send(config: Path, output: Path) -> subprocess.Popen[bytes]:
     return reminders_process(config, "send", "--cycle", CYCLE, output=output)
 
 
-def _trial_database(database: str, template: str, folder: Path) -> str:
-    if database == "sqlite":
-        return crashdata.copy_sqlite(template, folder / "reminders.sqlite3")
-    crashdata.reset_outbox(template)  # each lane has a schema of its own
-    return template
 
 
 def _server() -> RecordingServer:
@@ -71,7 +66,7 @@ def _server() -> RecordingServer:
 def _calibrate(database: str, template: str, folder: Path, smtp_lines: str) -> float:
     """The length of one uninterrupted send, from process start to exit."""
     folder.mkdir()
-    url = _trial_database(database, template, folder)
+    url = crashdata.trial_database(database, template, folder)
     with _server() as smtp:
         config = crashdata.prepared_config(folder, url, smtp.port, smtp_lines)
         started = time.monotonic()
@@ -139,7 +134,7 @@ class Trial:
 def _trial(number: int, delay: float, database: str, template: str, folder: Path, smtp_lines: str) -> Trial:
     """Start a send, SIGKILL it after `delay` seconds, reap it, send again to the end; judge what arrived."""
     folder.mkdir()
-    url = _trial_database(database, template, folder)
+    url = crashdata.trial_database(database, template, folder)
     with _server() as smtp:
         config = crashdata.prepared_config(folder, url, smtp.port, smtp_lines)
         victim = _send(config, folder / "killed.log")
