@@ -74,6 +74,7 @@ def progress_list(state: State, task: str, fmt: str) -> None:
     """
     from reminders.columns import render_table
     from reminders.store.db import session_scope
+    from reminders.text import writable
     from reminders.tracking.progress import history
 
     with session_scope(state.engine()) as session:
@@ -94,7 +95,7 @@ def progress_list(state: State, task: str, fmt: str) -> None:
     rows = [[str(line.id), line.reported_on.isoformat(), line.unit,
              "-" if line.percent is None else f"{line.percent}%", "是" if line.done else "否",
              statuses.get(line.status, line.status), sources.get(line.source, line.source),
-             _amendment(line.supersedes, line.superseded_by), line.note] for line in lines]
+             _amendment(line.supersedes, line.superseded_by), writable(line.note)] for line in lines]
     click.echo(render_table(["编号", "日期", "单位", "进度", "办结", "状态", "来源", "更正", "进展情况"], rows,
                             [6, 10, 16, 5, 4, 8, 6, 14, 50]))
 

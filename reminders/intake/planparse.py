@@ -11,6 +11,7 @@ from typing import Literal
 
 from reminders.intake.deadlines import SIMPLIFY, find_deadline, normalise
 from reminders.intake.plantext import PlanError, decode_plan, plan_text
+from reminders.text import refusal
 
 __all__ = ["ParsedPlan", "ParsedSection", "ParsedTask", "PlanError", "decode_plan", "parse_plan", "read_plan"]
 
@@ -103,6 +104,8 @@ def read_plan(path: str | Path, *, title: str | None = None, year: int | None = 
 def parse_plan(text: str, path: str = "<text>", *, title: str | None = None, year: int | None = None) -> ParsedPlan:
     """Sections and tasks of a plan text. `title` replaces the text's title line (or stands for a missing one);
     `year` the year found in the title or metadata; a plan with no year from either is refused."""
+    if title is not None and (problem := refusal(title, single_line=True)):
+        raise PlanError(path, None, f"计划标题（--title）{problem}")
     given_title = title.strip() if title and title.strip() else None
     lines = re.split(r"\r\n|\r|\n", text)
     metadata: dict[str, str] = {}

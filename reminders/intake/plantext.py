@@ -9,9 +9,11 @@ import zipfile
 from collections.abc import Callable, Iterator
 
 from reminders.errors import ReminderError
+from reminders.text import Offence, first_refused
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-_CONTROL = re.compile(r"[\x01-\x08\x0e-\x19\x1b-\x1f]")
+_CONTROL = re.compile(r"[\x01-\x08\x0e-\x19\x1b-\x1f]")  # controls no text file holds: a binary file
+_LINE_ENDS = re.compile(r"\r\n|\r|\n")  # as planparse splits lines
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .doc and .wps
 _NUMBER_CELL = re.compile(r"\d{1,9}[.．、]?")
@@ -55,9 +57,22 @@ def decode_plan(data: bytes, path: str) -> str:
 
 
 def _checked(text: str, path: str) -> str:
+    """Every line of a plan passes here: a page break (form feed, as Word's plain-text export writes one) is dropped;
+    a line with a character the ledger or the database cannot carry is refused, naming the line and the character."""
+    text = text.replace("\f", "")
     if m := _CONTROL.search(text):
-        raise PlanError(path, text.count("\n", 0, m.start()) + 1, "含有控制字符，不是文本文件 (binary file)")
+        raise PlanError(path, _line_of(text, m.start()), "含有控制字符，不是文本文件 (binary file)")
+    if found := first_refused(text):
+        at = found.position - 1
+        start = max(text.rfind("\n", 0, at), text.rfind("\r", 0, at)) + 1
+        in_line = Offence(found.char, at - start + 1)  # counted from the start of its line
+        raise PlanError(path, _line_of(text, at), in_line.message())
     return text
+
+
+def _line_of(text: str, at: int) -> int:
+    """The line number of position `at`, counting lines as the parser does (CRLF, CR or LF ends one)."""
+    return len(_LINE_ENDS.findall(text, 0, at)) + 1
 
 
 def _utf16(data: bytes) -> str | None:

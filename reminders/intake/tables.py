@@ -16,6 +16,7 @@ import openpyxl
 
 from reminders.addresses import parse_emails
 from reminders.errors import ReminderError
+from reminders.text import LINE_BREAKS, first_refused, writable
 
 __all__ = ["Column", "Table", "TableError", "TableErrors", "TableRow", "parse_emails", "read_table", "split_list"]
 
@@ -198,14 +199,15 @@ def _build(shown: str, records: Iterator[Record], columns: Sequence[Column], ind
             continue
         in_note = bool(_FOOTNOTE.match(filled[0])) or (in_note and len(filled) == 1)
         if in_note or (len(filled) == 1 and _between_rows(filled[0])):
-            skipped.append((number, filled[0]))
+            skipped.append((number, writable(filled[0])))  # only shown, never stored
             continue
         values: dict[str, str] = {}
         for column in columns:
             at = positions.get(column.field)
             text = texts[at] if at is not None and at < len(texts) else ""
-            if len(text.splitlines()) > 1:
-                errors.append(TableError(shown, "单元格内有换行 (line break in cell)", number, headers[column.field]))
+            if refused := first_refused(text, single_line=True):  # every stored cell passes here
+                message = "单元格内有换行 (line break in cell)" if refused.char in LINE_BREAKS else refused.message()
+                errors.append(TableError(shown, message, number, headers[column.field]))
             elif column.required and not text:
                 errors.append(TableError(shown, "必填项为空 (required value is empty)", number, headers[column.field]))
             values[column.field] = text

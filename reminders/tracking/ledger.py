@@ -1,4 +1,8 @@
-"""The work ledger (工作台账) as XLSX (a coloured state cell per task) and as CSV (UTF-8 with a BOM, for Excel)."""
+"""The work ledger (工作台账) as XLSX (a coloured state cell per task) and as CSV (UTF-8 with a BOM, for Excel).
+
+Both always export and always open: a character XML 1.0 cannot carry, which rows stored before input was checked
+(reminders.text) may still hold, is written as U+FFFD.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from reminders.config import Config
 from reminders.store.plans import active_plan
+from reminders.text import writable
 from reminders.tracking.status import TaskLine, load_status
 from reminders.vocabulary import LEDGER_FILLS, NO_DEADLINE, TaskState, state_label
 
@@ -50,7 +55,8 @@ def _latest(line: TaskLine) -> str:
 
 
 def _safe(value: str) -> str:
-    """A cell Excel will not run as a formula (CSV/formula injection)."""
+    """A cell Excel will not run as a formula (CSV/formula injection), holding only characters a file can carry."""
+    value = writable(value)
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
@@ -79,7 +85,7 @@ def export_ledger_xlsx(session: Session, config: Config, today: date) -> bytes:
     for index, row in enumerate(ledger_rows(session, config, today), start=2):
         for column, value in enumerate(row.cells, start=1):
             cell = sheet.cell(row=index, column=column)
-            cell.value = value
+            cell.value = writable(value)  # what rows stored before the check may hold
             cell.data_type = "s"  # text, always: openpyxl would store a value starting with "=" as a formula
             cell.alignment = Alignment(vertical="top", wrap_text=column in (3, 9))
         fill = LEDGER_FILLS[row.state]

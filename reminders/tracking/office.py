@@ -15,6 +15,7 @@ from reminders.config import Config
 from reminders.errors import ReminderError
 from reminders.store.models import Assignment, DeadlineChange, ProgressReport, Task, Unit
 from reminders.store.plans import active_plan
+from reminders.text import first_refused, refusal
 from reminders.tracking.cycles import cycle_of, day_in_cycle
 from reminders.tracking.status import awaiting_report, load_status, not_superseded
 from reminders.vocabulary import zh_date
@@ -70,6 +71,8 @@ class HistoryChange:
 
 
 def _task(session: Session, number: str) -> tuple[Task, Assignment]:
+    if found := first_refused(number, single_line=True):  # no task number holds one (and PostgreSQL refuses NUL)
+        raise OfficeError(f"计划中没有这项任务：任务编号含有字符 {found.code} (no such task)")
     plan = active_plan(session)
     task = session.scalars(
         select(Task).where(Task.plan_id == plan.id, Task.number == number, Task.removed_at.is_(None))).first()
@@ -87,6 +90,8 @@ def _aware(value: datetime) -> datetime:
 def mark_done(session: Session, task_number: str, by: str, note: str, today: date) -> ProgressReport:
     """办结: a report with status done in the lead unit's name, source "office"; the task stops being reminded."""
     task, assignment = _task(session, task_number)
+    if problem := refusal(note):
+        raise OfficeError(f"办结说明{problem}")
     text = note.strip() or "已办结"
     report = ProgressReport(
         task_id=task.id, unit_id=assignment.lead_unit_id, cycle=cycle_of(today), reported_on=today, percent=100,
@@ -149,6 +154,8 @@ def pending_extensions(session: Session) -> list[Extension]:
 def decide_extension(session: Session, report_id: int, approve: bool, by: str, reason: str,
                      now: datetime) -> DeadlineChange:
     """Approve (the deadline moves; the old one stays in deadline_changes) or refuse an extension request, once."""
+    if problem := refusal(reason):
+        raise OfficeError(f"审核意见{problem}")
     report = session.get(ProgressReport, report_id)
     if report is None or report.status != "extension" or report.requested_deadline is None:
         raise OfficeError(f"报送 {report_id} 不是延期申请 (report {report_id} is not an extension request)")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, aliased
 from reminders.errors import ReminderError
 from reminders.store.models import Assignment, CoUnit, ProgressReport, Task, Unit
 from reminders.store.plans import active_plan
+from reminders.text import refusal
 from reminders.tracking.cycles import cycle_of
 
 
@@ -34,8 +35,10 @@ def _check(note: str, percent: int | None, on: date, today: date | None) -> None
         raise ProgressError(f"进度应在 0–100 之间，而不是 {percent} (percent out of range)")
     if not note.strip():
         raise ProgressError("进展情况不能为空 (the note must not be empty)")
-    if "\r" in note or "\x00" in note:
-        raise ProgressError("进展情况含有非法字符 (control characters in the note)")
+    if "\r" in note:
+        raise ProgressError("进展情况含有非法字符 U+000D（回车符）(a carriage return in the note)")
+    if problem := refusal(note):
+        raise ProgressError(f"进展情况{problem}")
     if today is not None and on > today:
         raise ProgressError(f"报送日期 {on.isoformat()} 晚于今天 {today.isoformat()}：不能记录未来的进展"
                             f" (the report date {on.isoformat()} is in the future)")

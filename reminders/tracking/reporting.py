@@ -11,7 +11,6 @@ for (`form_cycle`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -23,12 +22,12 @@ from reminders.config import Config
 from reminders.errors import ReminderError
 from reminders.store.models import Assignment, DeadlineChange, ProgressReport, Task, Unit
 from reminders.store.plans import active_plan
+from reminders.text import refusal
 from reminders.tracking.cycles import cycle_of, parse_cycle, report_by
 from reminders.tracking.status import Progress, TaskLine, load_status, not_superseded
 from reminders.vocabulary import REPORT_STATUS_LABELS, REPORT_STATUSES, SETTLED, zh_date
 
 MAX_TEXT = 2000
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tab and line feed are allowed; CRLF is made LF first
 FIELD_NAMES = {"note": "进展情况", "problems": "存在问题及需协调事项", "next_steps": "下一步措施", "reason": "延期理由"}
 
 
@@ -204,8 +203,8 @@ def _check(answer: Answer, task: FormTask, today: date) -> tuple[dict[str, str],
     for name, text in texts.items():
         if len(text) > MAX_TEXT:
             errors[f"{key}.{name}"] = f"{FIELD_NAMES[name]}不能超过 {MAX_TEXT} 字 (at most {MAX_TEXT} characters)"
-        elif _CONTROL.search(text):
-            errors[f"{key}.{name}"] = f"{FIELD_NAMES[name]}含有非法字符 (control characters)"
+        elif problem := refusal(getattr(answer, name)):  # as typed, so the position is the unit's
+            errors[f"{key}.{name}"] = f"{FIELD_NAMES[name]}{problem}"
     if lead and not texts["note"]:
         errors[f"{key}.note"] = "牵头任务必须填写进展情况 (progress is required for a lead task)"
     if answer.percent is not None and not 0 <= answer.percent <= 100:
