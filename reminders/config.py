@@ -117,6 +117,12 @@ class Web:
     secret_env: str = "REMINDERS_WEB_SECRET"  # the NAME of the environment variable holding the HMAC secret
     link_days: int | None = None  # a unit's link expires this many days after its cycle's reminder; default: the
     # end of the next cycle
+    receipt_window: str = "10m"  # a unit's receipt waits this long, taking in its further submissions, then is sent
+    submissions_per_hour: int = 6  # per unit and cycle (one link); beyond it the form answers 429
+
+    @property
+    def receipt_delay(self) -> timedelta:
+        return parse_duration(self.receipt_window)
 
 
 @dataclass(frozen=True)
@@ -391,3 +397,11 @@ def _check_web(config: Config) -> None:
         raise ConfigError(path, "web.secret_env", message)
     if web.link_days is not None and not 1 <= web.link_days <= 366:
         raise ConfigError(path, "web.link_days", "应在 1–366 之间 (expected 1–366 days)")
+    try:
+        web.receipt_delay  # noqa: B018
+    except ValueError as exc:
+        raise ConfigError(path, "web.receipt_window", str(exc)) from None
+    if web.receipt_delay > timedelta(days=1):
+        raise ConfigError(path, "web.receipt_window", "不能超过 1d (at most a day)")
+    if not 1 <= web.submissions_per_hour <= 1000:
+        raise ConfigError(path, "web.submissions_per_hour", "应在 1–1000 之间 (expected 1–1000)")

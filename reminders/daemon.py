@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,8 +121,9 @@ class Finisher:
     """
 
     def __init__(self, config: Config, engine: Engine, sending: threading.Lock | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, kinds: Sequence[Kind] | None = None) -> None:
         self.config, self.engine = config, engine
+        self.kinds = kinds  # None: every kind; `serve`'s sender: receipts only
         self.sending = sending or threading.Lock()
         self.stop = stop
         self.resume_at: datetime | None = None  # the relay was away: not before this
@@ -134,7 +136,7 @@ class Finisher:
         if not self.sending.acquire(blocking=False):
             return None  # a monthly run is sending; what it leaves is due at the next turn
         try:
-            result = dispatch.deliver_due(self.engine, self.config, echo=log.info, stop=self.stop)
+            result = dispatch.deliver_due(self.engine, self.config, echo=log.info, stop=self.stop, kinds=self.kinds)
         except DBAPIError as exc:
             log.error("待发送邮件未能发送，数据库出错 (pending messages not sent, the database failed): %s",
                       exc.orig or exc)

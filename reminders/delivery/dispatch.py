@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -31,9 +32,10 @@ from reminders.delivery.smtp import (
     deliver_smtp,
 )
 from reminders.mail.compose import BUILT, build_drafts, iter_drafts
-from reminders.mail.message import renderer_for
-from reminders.mail.receipts import receipt_draft
+from reminders.mail.message import OutgoingMessage, renderer_for
+from reminders.mail.receipts import first_report, receipt_draft, receipt_prefix, window_reports
 from reminders.store.db import masked, session_scope
+from reminders.store.models import OutboxMessage
 from reminders.tracking.cycles import day_in_cycle
 from reminders.vocabulary import Kind, shown_time
 
@@ -102,14 +104,52 @@ def preview_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Ki
     return written
 
 
-def queue_receipt(session: Session, config: Config, unit_id: int, cycle: str, report_ids: Sequence[int]) -> None:
-    """Record the receipt (回执) of a submission in the outbox, in the submission's transaction; the receipt job
-    (or `send --kind receipts`) delivers it."""
-    if report_ids:
-        draft = receipt_draft(session, config, unit_id, cycle, report_ids)
-        now = datetime.now(config.schedule.tz)
-        # A receipt that cannot be built is recorded as failed, so the submission it confirms still commits.
-        outbox.record(session, build_each(config, renderer_for(config), [draft], now, failed=log.warning))
+def queue_receipt(session: Session, config: Config, unit_id: int, cycle: str, report_ids: Sequence[int]
+                  ) -> str | None:
+    """Record the receipt (回执) of a submission in the outbox, in the submission's transaction; returns its key.
+
+    One receipt per unit and cycle within `[web] receipt_window`: while the unit's receipt is pending and nothing of
+    it was sent, it is rebuilt to list every report of its window, this one's too (the same row); otherwise a new
+    one starts, due when the window ends. The daemon's retry job, `serve`'s sender or `send --kind receipts`
+    delivers it. A receipt that cannot be built is recorded as failed, so the submission it confirms still commits.
+    """
+    if not report_ids:
+        return None
+    now = datetime.now(config.schedule.tz)
+    renderer = renderer_for(config)
+    for row_id, key in _open_receipts(session, cycle, receipt_prefix(unit_id)):
+        ids = window_reports(session, unit_id, cycle, first_report(key))
+        [message] = build_each(config, renderer, [receipt_draft(session, config, unit_id, cycle, ids)], now,
+                               failed=log.warning)
+        if message.recipient_key == key and _replace_pending(session, row_id, message):
+            return key
+    [message] = build_each(config, renderer, [receipt_draft(session, config, unit_id, cycle, report_ids)], now,
+                           failed=log.warning)
+    outbox.record(session, [message], due_after=config.web.receipt_delay)
+    return message.recipient_key
+
+
+def _open_receipts(session: Session, cycle: str, prefix: str) -> list[tuple[int, str]]:
+    """The unit's receipts of the cycle still pending with nothing of them sent (at most one, but whatever)."""
+    rows = session.execute(select(OutboxMessage.id, OutboxMessage.recipient_key).where(
+        OutboxMessage.kind == "receipt", OutboxMessage.cycle == cycle, OutboxMessage.state == "pending",
+        OutboxMessage.sent_at.is_(None), func.length(OutboxMessage.data) > 0,
+        OutboxMessage.recipient_key.startswith(prefix, autoescape=True)).order_by(OutboxMessage.id.desc()))
+    return [(row_id, key) for row_id, key in rows]
+
+
+def _replace_pending(session: Session, row_id: int, message: OutgoingMessage | outbox.Unbuilt) -> bool:
+    """Put the rebuilt receipt in place of the pending one, if it is still pending and unsent: a sender that
+    claimed it meanwhile keeps it (the conditional UPDATE touches nothing), and the caller starts a new one."""
+    values: dict[str, object] = {"recipient_name": message.recipient_name, "addresses": ";".join(message.addresses)}
+    if isinstance(message, OutgoingMessage):
+        values |= {"subject": message.subject, "data": message.data, "message_id": message.message_id}
+    else:  # the whole window's receipt cannot be built: recorded as failed, as a first one would be
+        values |= {"subject": "", "data": b"", "state": "failed", "last_error": message.error}
+    result = session.execute(update(OutboxMessage).where(
+        OutboxMessage.id == row_id, OutboxMessage.state == "pending", OutboxMessage.sent_at.is_(None))
+        .values(**values))
+    return bool(cast("CursorResult[Any]", result).rowcount)
 
 
 def send_chase_now(engine: Engine, config: Config, cycle: str, today: date) -> SendResult:
@@ -187,11 +227,12 @@ def _reconnecting(engine: Engine, work: Callable[[], _T]) -> _T:
 
 
 def deliver_due(engine: Engine, config: Config, echo: Callable[[str], None] = log.info, *,
-                stop: threading.Event | None = None) -> SendResult:
-    """Send every pending message, of any cycle and kind, whose next attempt has come (the daemon's retry job)."""
+                stop: threading.Event | None = None, kinds: Sequence[Kind] | None = None) -> SendResult:
+    """Send every pending message, of any cycle and of `kinds` (None: any), whose next attempt has come (the
+    daemon's retry job; `serve`'s sender, receipts only)."""
     result = SendResult()
     _start(engine, None, None, result)
-    _deliver(engine, config, None, None, result, echo, stop, due=True)
+    _deliver(engine, config, None, kinds, result, echo, stop, due=True)
     return result
 
 

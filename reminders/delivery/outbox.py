@@ -116,10 +116,12 @@ def forget_unbuilt(session: Session, cycle: str, kinds: Sequence[str]) -> int:
     return cast("CursorResult[Any]", result).rowcount
 
 
-def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chunk: int = 200) -> int:
+def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chunk: int = 200, *,
+           due_after: timedelta | None = None) -> int:
     """Insert messages not recorded yet (a concurrent sender may have recorded some); returns how many were new.
 
     Messages are written `chunk` at a time, so a large cycle holds only one chunk of rendered mail in memory.
+    `due_after`: the messages wait that long before a sender that keeps to due times (the retry job) sends them.
     """
     if session.get_bind().dialect.name == "postgresql":
         statement: Any = postgresql.insert(OutboxMessage).on_conflict_do_nothing()
@@ -132,6 +134,7 @@ def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chun
         rows = [{
             "kind": m.kind, "cycle": m.cycle, "recipient_key": m.recipient_key, "recipient_name": m.recipient_name,
             "addresses": ";".join(m.addresses), "message_id": m.message_id, "attempts": 0, "created_at": now,
+            "next_attempt_at": now + due_after if due_after else None,
             **({"subject": m.subject, "data": m.data, "state": "pending", "last_error": None}
                if isinstance(m, OutgoingMessage) else {"subject": "", "data": b"", "state": "failed",
                                                         "last_error": m.error}),

@@ -8,18 +8,17 @@ back.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+import math
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
 from reminders.delivery import dispatch
-from reminders.errors import ReminderError
-from reminders.store.models import OutboxMessage
+from reminders.store.models import OutboxMessage, ProgressReport, Unit
 from reminders.tracking import links, reporting
 from reminders.tracking.reporting import Answer, FormError, UnitForm
 from reminders.web.pages import WebApp, web
@@ -28,6 +27,7 @@ log = logging.getLogger(__name__)
 
 FIELDS = ("note", "percent", "status", "problems", "next_steps", "new_deadline", "reason", "withdraw")
 MAX_FORM_FIELDS = 2000
+HOUR = timedelta(hours=1)
 LINK_PROBLEMS = {
     "malformed": ("链接无效", "这个报送链接不完整或已损坏，可能是复制时缺了一部分。"),
     "forged": ("链接无效", "这个报送链接无法验证，可能被修改过。"),
@@ -111,19 +111,39 @@ def parse_answers(form: UnitForm, data: FormData) -> tuple[list[Answer], dict[st
     return answers, values, errors
 
 
-def _deliver_receipts(app: WebApp, cycle: str) -> None:
-    """Send the receipt just recorded; if the mail server is down it stays pending for the next send."""
-    try:
-        dispatch.deliver_pending(app.engine, app.config, cycle, ("receipt",))
-    except (ReminderError, OSError):  # the report is recorded; a late receipt is no error page
-        log.exception("receipt delivery failed for cycle %s; it stays in the outbox", cycle)
+class TooMany(Exception):
+    """The link's submissions of the last hour are at `[web] submissions_per_hour`; the next one is taken from
+    `again_at`."""
+
+    def __init__(self, again_at: datetime) -> None:
+        super().__init__(again_at)
+        self.again_at = again_at
 
 
-def _receipt_problem(session: Session, form: UnitForm, ids: list[int]) -> str | None:
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite's are naive UTC
+
+
+def _check_limit(session: Session, app: WebApp, form: UnitForm, now: datetime) -> None:
+    """At most `[web] submissions_per_hour` submissions of this unit and cycle in any hour (a link is a unit and a
+    cycle); TooMany otherwise. The transaction starts by writing the unit's row (to itself): PostgreSQL locks that
+    row and SQLite takes its write lock, so submissions of one unit are counted one at a time and a burst cannot
+    slip past the count together (a plain read would not: SQLite's driver begins only at the first write)."""
+    session.execute(update(Unit).where(Unit.id == form.unit_id).values(contact=Unit.contact))
+    since = (now - HOUR).astimezone(UTC)
+    times = sorted({_aware(moment) for moment in session.scalars(select(ProgressReport.created_at).where(
+        ProgressReport.unit_id == form.unit_id, ProgressReport.cycle == form.cycle, ProgressReport.source == "web",
+        ProgressReport.created_at > since))})  # one submission records its reports at one moment
+    limit = app.config.web.submissions_per_hour
+    if len(times) >= limit:
+        raise TooMany(times[len(times) - limit] + HOUR)
+
+
+def _receipt_problem(session: Session, form: UnitForm, key: str | None) -> str | None:
     """Why the submission's receipt is not on its way, or None when it is queued."""
-    row = session.execute(select(OutboxMessage.state, OutboxMessage.last_error).where(
+    row = None if key is None else session.execute(select(OutboxMessage.state, OutboxMessage.last_error).where(
         OutboxMessage.kind == "receipt", OutboxMessage.cycle == form.cycle,
-        OutboxMessage.recipient_key == f"unit:{form.unit_id}:receipt:{min(ids)}")).first()  # receipt_draft's key
+        OutboxMessage.recipient_key == key)).first()
     if row is None:
         return "not recorded"
     return (row.last_error or "failed") if row.state == "failed" else None
@@ -131,21 +151,23 @@ def _receipt_problem(session: Session, form: UnitForm, ids: list[int]) -> str | 
 
 def _record(session: Session, app: WebApp, form: UnitForm, answers: list[Answer], today: date,
             now: datetime) -> bool:
-    """The reports and their receipt, in one transaction: a receipt is never queued for reports not recorded.
+    """The reports and their receipt, in one transaction: a receipt is never queued for reports not recorded. The
+    web process sends no mail: the receipt waits in the outbox for the daemon's retry job or `serve`'s sender.
 
-    A receipt that cannot be built is recorded as a failed outbox row (delivery does that); any other fault queueing
-    it only rolls back its savepoint. Either way the reports stay recorded and the fault is logged with the unit.
-    Returns whether the receipt was queued.
+    TooMany when the link is over its hourly limit (nothing recorded). A receipt that cannot be built is recorded
+    as a failed outbox row (delivery does that); any other fault queueing it only rolls back its savepoint. Either
+    way the reports stay recorded and the fault is logged with the unit. Returns whether the receipt was queued.
     """
+    _check_limit(session, app, form, now)
     ids = reporting.submit(session, app.config, form.unit_id, form.cycle, answers, today, now)
     where = f"receipt for unit {form.unit_id} ({form.unit}), cycle {form.cycle}, reports {ids}"
     try:
         with session.begin_nested():
-            dispatch.queue_receipt(session, app.config, form.unit_id, form.cycle, ids)
+            key = dispatch.queue_receipt(session, app.config, form.unit_id, form.cycle, ids)
     except Exception:  # whatever the receipt's fault, the unit's report must not be lost with it
         log.exception("%s was not queued; the reports are recorded", where)
         return False
-    problem = _receipt_problem(session, form, ids)
+    problem = _receipt_problem(session, form, key)
     if problem is not None:
         log.error("%s was not queued (%s); the reports are recorded", where, problem)
     return problem is None
@@ -165,15 +187,30 @@ async def submit(request: Request) -> Response:
             receipt = await app.db(lambda s: _record(s, app, form, answers, today, now))
         except FormError as exc:
             errors = exc.errors
+        except TooMany as exc:
+            return _too_many(app, request, form, exc.again_at, now)
     if errors:
         return app.page(request, "form.html", {"form": form, "values": values, "errors": errors}, 400)
     titles = {task.line.number: task.line.title for task in form.tasks}
     recorded = [a for a in answers if any((a.note.strip(), a.problems.strip(), a.next_steps.strip()))
                 or a.percent is not None or a.status != "progress"]
     withdrawn = {task.line.number for task in form.tasks if task.pending is not None}
-    response = app.page(request, "confirmed.html", {
+    return app.page(request, "confirmed.html", {
         "form": form, "recorded": recorded, "titles": titles, "receipt": receipt, "recorded_at": now,
+        "receipt_minutes": _receipt_minutes(app),
         "withdrawn": {a.task for a in recorded if a.withdraw and a.task in withdrawn}})
-    if receipt:
-        response.background = BackgroundTask(_deliver_receipts, app, form.cycle)
+
+
+def _too_many(app: WebApp, request: Request, form: UnitForm, again_at: datetime, now: datetime) -> Response:
+    log.info("unit %s (%s), cycle %s: over %d submissions an hour, refused until %s", form.unit_id, form.unit,
+             form.cycle, app.config.web.submissions_per_hour, again_at.isoformat())
+    response = app.page(request, "too_many.html", {"form": form, "again_at": again_at,
+                                                   "limit": app.config.web.submissions_per_hour}, 429)
+    response.headers["Retry-After"] = str(max(1, math.ceil((again_at - now).total_seconds())))
     return response
+
+
+def _receipt_minutes(app: WebApp) -> int:
+    """About how long a receipt takes: its window, then the sender's next turn."""
+    wait = app.config.web.receipt_delay + app.config.delivery.retry_interval
+    return max(1, -(-int(wait.total_seconds()) // 60))
