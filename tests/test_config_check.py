@@ -52,7 +52,7 @@ def _mail_lines(output: str) -> dict[str, str]:
 
 
 def test_it_shows_everything_that_shapes_the_mails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_LINK_SECRET", "s3cret-links")
+    monkeypatch.setenv("TEST_LINK_SECRET", "s3cret-links-" + "k" * 32)
     extra = ('\n[web]\nbase_url = "https://ducha.bureau.example"\nsecret_env = "TEST_LINK_SECRET"\n'
              '[mail]\nlanguage = "en"\n')
     config = write_config(tmp_path / "r.toml", f"sqlite:///{tmp_path / 'r.sqlite3'}", transport="smtp", extra=extra)
@@ -100,7 +100,7 @@ def test_it_warns_of_a_localhost_link_with_real_smtp_and_of_links_being_off(
 
 def test_it_shows_what_a_maildir_config_without_addresses_writes(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REMINDERS_WEB_SECRET", "x")
+    monkeypatch.setenv("REMINDERS_WEB_SECRET", "x" * 32)
     config = tmp_path / "r.toml"
     config.write_text("", encoding="utf-8")
     result = Cli(config)("check-config")

@@ -122,7 +122,7 @@ def test_it_normalises_line_breaks_from_a_browser(env: Env) -> None:
 def test_it_records_a_receipt_and_delivers_it_with_the_next_send(
     env: Env, loaded: Cli, smtp: RecordingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REMINDERS_WEB_SECRET", "receipt-secret-123")
+    monkeypatch.setenv("REMINDERS_WEB_SECRET", "receipt-secret-123-" + "r" * 20)
     ids = _submit(env, "政策法规处", Answer("14", "已起草<规定>", 60, "progress", next_steps="征求意见"),
                   Answer("15", "持续推进", None, "extension", new_deadline=date(2022, 3, 31), reason="上级未出台"),
                   Answer("7", "", None, "progress"))

@@ -14,7 +14,7 @@ from reminders.store.db import make_engine, session_scope
 from reminders.store.models import Unit
 from tests.conftest import Cli
 
-SECRET = "test-secret-0123456789"
+SECRET = "test-secret-0123456789-abcdefghijklm"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from reminders.tracking.accounts import add_user
 from reminders.web import create_app
 from tests.conftest import Cli
 
-SECRET = "web-test-secret-3f9a1c0d7e5b"
+SECRET = "web-test-secret-3f9a1c0d7e5b-8c2e4a6f"
 CYCLE = "2021-06"
 EXPIRES = date(2021, 7, 31)
 USER, PASSWORD = "ducha", "correct horse battery"

@@ -13,7 +13,7 @@ from reminders.cli.common import State, friendly, pass_state
 
 @click.group()
 def admin() -> None:
-    """督查室管理 Office administration: dashboard accounts and extension requests."""
+    """督查室管理 Office administration: dashboard accounts (add, passwd, remove, unlock) and extension requests."""
 
 
 @admin.command("add-user")
@@ -32,15 +32,75 @@ def add_user(state: State, username: str, password_env: str | None) -> None:
     from reminders.store.db import session_scope
     from reminders.tracking import accounts
 
+    password = _password(password_env)
+    with session_scope(state.engine()) as session:
+        accounts.add_user(session, username, password)
+    click.echo(f"已添加账号 user added: {username}")
+
+
+def _password(password_env: str | None) -> str:
     if password_env:
         password = os.environ.get(password_env)
         if password is None:
             raise click.ClickException(f"环境变量 {password_env} 未设置 (environment variable not set)")
-    else:
-        password = click.prompt("密码 Password", hide_input=True, confirmation_prompt=True)
+        return password
+    return str(click.prompt("密码 Password", hide_input=True, confirmation_prompt=True))
+
+
+@admin.command("passwd")
+@click.argument("username")
+@click.option("--password-env", metavar="NAME",
+              help="从此环境变量读取新密码 Read the new password from this environment variable (else a prompt).")
+@pass_state
+@friendly
+def passwd(state: State, username: str, password_env: str | None) -> None:
+    """修改督查室账号密码 Change a dashboard account's password; every session of the account ends.
+
+    Example: reminders admin passwd ducha
+    """
+    from reminders.store.db import session_scope
+    from reminders.tracking import accounts
+
+    password = _password(password_env)
     with session_scope(state.engine()) as session:
-        accounts.add_user(session, username, password)
-    click.echo(f"已添加账号 user added: {username}")
+        accounts.set_password(session, username, password)
+    click.echo(f"已修改密码，该账号的登录会话均已失效 password changed, sessions ended: {username}")
+
+
+@admin.command("remove-user")
+@click.argument("username")
+@pass_state
+@friendly
+def remove_user(state: State, username: str) -> None:
+    """删除督查室账号 Remove a dashboard account; its sessions end at their next request.
+
+    Example: reminders admin remove-user ducha
+    """
+    from reminders.store.db import session_scope
+    from reminders.tracking import accounts
+
+    with session_scope(state.engine()) as session:
+        accounts.remove_user(session, username)
+    click.echo(f"已删除账号，其登录会话均已失效 user removed, sessions ended: {username}")
+
+
+@admin.command("unlock")
+@click.argument("username")
+@pass_state
+@friendly
+def unlock(state: State, username: str) -> None:
+    """解除账号的登录等待 Lift the login delay on an account name (failed logins slow a name down, never lock it).
+
+    An address that failed itself still waits its own delay (at most a minute).
+
+    Example: reminders admin unlock ducha
+    """
+    from reminders.store.db import session_scope
+    from reminders.tracking import accounts
+
+    with session_scope(state.engine()) as session:
+        accounts.unlock(session, username)
+    click.echo(f"已解除登录等待 login delay lifted: {username}")
 
 
 @admin.command("extensions")

@@ -73,18 +73,15 @@ def serve(state: State, no_sender: bool) -> None:
 
     Example: REMINDERS_WEB_SECRET=… reminders serve --no-sender
     """
-    import uvicorn
-
     from reminders.web import create_app
+    from reminders.web.server import run as run_server
 
     config = state.config
     engine = state.engine()
     app = create_app(config, engine)
     click.echo(f"网页服务 serving on http://{config.web.bind}:{config.web.port} (links: {config.web.base_url})")
     with receipt_sender(config, engine, not no_sender):
-        # No access log: the report links carry their token in the path, and a token is a credential.
-        uvicorn.run(app, host=config.web.bind, port=config.web.port, proxy_headers=True, server_header=False,
-                    access_log=False)
+        run_server(app, config)  # timeouts, limits, one trusted host, no access log (a link's token is in its path)
 
 
 @click.command()

@@ -59,6 +59,7 @@ def check_config(ctx: click.Context) -> None:
     from reminders.mail.message import check_sample
 
     check_sample(config)
+    _check_secret(config)
     for label, value in _summary(config):
         click.echo(f"{label}: {value}")
     for warning in _warnings(config):
@@ -66,6 +67,17 @@ def check_config(ctx: click.Context) -> None:
 
 
 NOT_SET = "未设置 (not set)"
+
+
+def _check_secret(config: Config) -> None:
+    """A web secret too short to keep the links and the sessions safe is refused, as `serve` refuses it."""
+    from reminders.config import ConfigError
+    from reminders.tracking.links import secret_problem
+
+    secret = config.web_secret()
+    problem = secret_problem(secret) if secret is not None else None
+    if problem is not None:
+        raise ConfigError(config.path, "web.secret_env", f"环境变量 {config.web.secret_env}：{problem}")
 
 
 def _summary(config: Config) -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reminders.config import Config
+from reminders.config import Config, ConfigError
 from reminders.config_values import cron_trigger
 from reminders.mail.context import DigestContext, Office, ReceiptContext, ReminderContext, UnitNotReported
 from reminders.store.models import Leader, Unit
@@ -70,6 +70,8 @@ def unit_link(config: Config, unit_id: int, cycle: str) -> str | None:
     secret = config.web_secret()
     if secret is None:
         return None
+    if problem := links.secret_problem(secret):  # a link `serve` would refuse to honour, from a guessable key
+        raise ConfigError(config.path, "web.secret_env", problem)
     token = links.make_token(secret, unit_id, cycle, links.expiry(cycle, config.web.link_days))
     return links.report_url(config.web.base_url, token)
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.errors import ReminderError
 
 MIGRATIONS = "reminders.store:migrations"
-HEAD = "0005"  # the newest migration; a test checks it against Alembic's own answer
+HEAD = "0006"  # the newest migration; a test checks it against Alembic's own answer
 
 
 class SchemaError(ReminderError):
@@ -22,8 +24,16 @@ class SchemaError(ReminderError):
 
 
 def masked(url: str) -> str:
-    """The URL as it may be shown: the password hidden."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL as it may be shown: every credential hidden — the password in the userinfo and any query parameter
+    that carries one (`?password=`, `sslpassword=`, `token=`…), also in a URL SQLAlchemy cannot parse."""
+    shown = _USERINFO.sub(r"\1:***@", url)  # first: a password with a raw "@" would otherwise show in part
+    with suppress(ArgumentError, ValueError):  # a URL SQLAlchemy cannot read is shown as written, credentials hidden
+        shown = make_url(shown).render_as_string(hide_password=True)
+    return _SECRET_PARAM.sub(r"\1***", shown)
+
+
+_USERINFO = re.compile(r"^([^:/?#]*://[^:/?#@]*):[^?#]*@")
+_SECRET_PARAM = re.compile(r"(?i)([?&][^=&#]*(?:pass|pwd|secret|token|key)[^=&#]*=)[^&#]*")
 
 
 def make_engine(url: str) -> Engine:

@@ -172,8 +172,10 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(300))
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Carried in every session cookie; raising it (logout, a new password) ends every session of the account.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # How often `reminders admin unlock` lifted the login delay on the name; the web process compares it.
+    unlocks: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -1,7 +1,9 @@
 """A unit's personal report link: unit, cycle and expiry, signed with HMAC-SHA256 so it cannot be forged or altered.
 
 A token is `base64url("unit.cycle.expiry") + "." + base64url(hmac)`, URL-safe and without padding. The secret comes
-from the environment variable named by `[web] secret_env`; without it no link is made.
+from the environment variable named by `[web] secret_env`; without it no link is made. Links are signed with a key of
+their own derived from it (`derive_key(secret, "reminders link v1")`), the dashboard's sessions with another, so a
+session can never pass for a link or the reverse. `serve` and `check-config` refuse a secret under MIN_SECRET bytes.
 """
 
 from __future__ import annotations
@@ -45,8 +47,30 @@ def _unb64(text: str) -> bytes:
         raise LinkError("malformed") from None
 
 
+MIN_SECRET = 32
+MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def secret_problem(secret: bytes) -> str | None:
+    """Why the web secret will not do (every reminder carries an HMAC of a known payload, so a short or guessable
+    secret can be found offline), or None."""
+    if len(secret) >= MIN_SECRET:
+        return None
+    return (f"网页密钥太短（{len(secret)} 字节），至少需要 {MIN_SECRET} 字节；可用 {MAKE_SECRET} 生成 "
+            f"(the web secret is {len(secret)} bytes, at least {MIN_SECRET} are needed; make one with {MAKE_SECRET})")
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """A key for one purpose only ("reminders link v1", "reminders session v1"): HMAC-SHA256(secret, purpose)."""
+    return hmac.new(secret, purpose.encode("ascii"), hashlib.sha256).digest()
+
+
+def link_key(secret: bytes) -> bytes:
+    return derive_key(secret, "reminders link v1")
+
+
 def _sign(secret: bytes, payload: bytes) -> bytes:
-    return hmac.new(secret, payload, hashlib.sha256).digest()
+    return hmac.new(link_key(secret), payload, hashlib.sha256).digest()
 
 
 def make_token(secret: bytes, unit_id: int, cycle: str, expires: date) -> str:

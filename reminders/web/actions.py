@@ -21,6 +21,7 @@ from reminders.web.pages import WebApp
 from reminders.web.security import WebSession
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds (PostgreSQL's; SQLite's is larger)
 
 
 async def _field(request: Request, name: str) -> str:
@@ -62,6 +63,8 @@ async def _done(request: Request, app: WebApp, session: WebSession) -> Response:
 
 async def _decide(request: Request, app: WebApp, session: WebSession) -> Response:
     raw_id = request.path_params["report_id"]
+    if not 0 < raw_id <= MAX_ID:  # no such report: the database would refuse the number itself
+        return refused(app, request, "延期申请不存在", "请返回延期申请列表重试。", 404, "/admin/extensions")
     decision = await _field(request, "decision")
     reason = await _field(request, "reason")
     if len(reason) > MAX_TEXT:

@@ -1,8 +1,13 @@
 """The office dashboard's pages: login and logout, the task list with filters, a task's history, the units that have
-not reported, and the pending extension requests. What the office changes is in `actions.py`."""
+not reported, and the pending extension requests. What the office changes is in `actions.py`.
+
+A login passes the throttle (a growing delay per address and per name, never a lock), then its password is checked
+on the small password pool; a known and an unknown name get the same answers. Every /admin request checks the
+session's epoch against the account, so logout, a new password or a removed account ends it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.orm import Session
@@ -10,13 +15,22 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from reminders.store.plans import active_plan
-from reminders.tracking import office
-from reminders.tracking.accounts import LockedOut, authenticate
+from reminders.tracking import accounts, office
+from reminders.tracking.accounts import DUMMY_HASH, address_key, has_control_characters, verify_password
 from reminders.tracking.cycles import cycle_of
 from reminders.tracking.status import PlanStatus, load_status
 from reminders.vocabulary import STATES
-from reminders.web.pages import WebApp, local_time, web
-from reminders.web.security import WebSession, clear_session, csrf_ok, current_session, new_session, set_session
+from reminders.web.pages import WebApp, web
+from reminders.web.security import (
+    COOKIE,
+    PoolBusy,
+    WebSession,
+    clear_session,
+    csrf_ok,
+    current_session,
+    new_session,
+    set_session,
+)
 
 Handler = Callable[[Request, WebApp, WebSession], Awaitable[Response]]
 FILTERS = ("unit", "leader", "state", "section")
@@ -35,21 +49,37 @@ def refused(app: WebApp, request: Request, headline: str, explanation: str, stat
     return app.page(request, "error.html", {"headline": headline, "explanation": explanation, "back": back}, status)
 
 
+async def _signed_in_session(request: Request, app: WebApp) -> WebSession | None:
+    """The cookie's session if it is signed in, and its account still exists with the same session epoch."""
+    session = current_session(request, app.signer, app.now())
+    if session is None or session.user is None:
+        return None
+    user = session.user
+    epoch = await app.db(lambda s: accounts.session_epoch(s, user))
+    return session if epoch == session.epoch else None
+
+
 def signed_in(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Only for a signed-in user; every POST must also carry the session's CSRF token."""
 
     async def endpoint(request: Request) -> Response:
         app = web(request)
-        session = current_session(request, app.signer, app.now())
-        if session is None or session.user is None:
+        session = await _signed_in_session(request, app)
+        if session is None:
             if request.method == "GET":
-                return RedirectResponse("/admin/login", status_code=303)
-            return refused(app, request, "请先登录", "登录已失效，请重新登录后再操作。", 403, "/admin/login")
+                response: Response = RedirectResponse("/admin/login", status_code=303)
+            else:
+                response = refused(app, request, "请先登录", "登录已失效，请重新登录后再操作。", 403, "/admin/login")
+            if request.cookies.get(COOKIE):
+                clear_session(response)
+            return response
         if request.method == "POST":
             async with request.form(max_files=0, max_fields=50) as data:
                 token = data.get("csrf")
             if not csrf_ok(session, token):
                 return refused(app, request, "页面已过期", "表单校验失败，请返回刷新页面后重试。", 403, "/admin")
+        if any(isinstance(value, str) and has_control_characters(value) for value in request.path_params.values()):
+            return refused(app, request, "页面不存在", "请检查地址是否完整。", 404, "/admin")  # no task has such a name
         return await handler(request, app, session)
 
     return endpoint
@@ -57,10 +87,11 @@ def signed_in(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 async def login_page(request: Request) -> Response:
     app = web(request)
-    session = current_session(request, app.signer, app.now())
-    if session is not None and session.user is not None:
+    if await _signed_in_session(request, app) is not None:
         return RedirectResponse("/admin", status_code=303)
-    session = session or new_session(None, app.now())
+    session = current_session(request, app.signer, app.now())
+    if session is None or session.user is not None:  # none, or one that has ended
+        session = new_session(None, app.now())
     response = app.page(request, "admin/login.html", {"csrf": session.csrf, "error": None, "username": ""})
     set_session(response, app.signer, session)
     return response
@@ -75,23 +106,45 @@ async def login(request: Request) -> Response:
     if not csrf_ok(session, token):
         return refused(app, request, "页面已过期", "登录页已过期，请重新打开登录页。", 403, "/admin/login")
     assert session is not None
-    username = username if isinstance(username, str) else ""
+    username = username.strip() if isinstance(username, str) else ""
     password = password if isinstance(password, str) else ""
+    if has_control_characters(username):  # no account holds one, and PostgreSQL takes no NUL
+        return refused(app, request, "用户名无效", "用户名不能含有控制字符，请重新输入。", 400, "/admin/login")
+    address = address_key(request.client.host if request.client else None)
+    wait = app.throttle.address_wait(address, now)
+    account = None
+    if not wait:
+        account = await app.db(lambda s: accounts.find_account(s, username))
+        wait = app.throttle.begin(address, username, account.unlocks if account else 0, now)
+    if wait:
+        seconds = math.ceil(wait)
+        return _form(app, request, session, username, f"尝试次数过多，请 {seconds} 秒后再试。", 429, seconds)
+    stored = account.password_hash if account else DUMMY_HASH  # an unknown name costs the same check
     try:
-        ok = await app.db(lambda s: authenticate(s, username.strip(), password, now))
-    except LockedOut as exc:
-        until = local_time(exc.until, app.config.schedule.tz)
-        return refused(app, request, "账号已锁定", f"登录失败次数过多，请于 {until}后再试，或联系管理员。", 429,
-                       "/admin/login")
-    if not ok:
-        context = {"csrf": session.csrf, "error": "用户名或密码错误。", "username": username}
-        return app.page(request, "admin/login.html", context, 401)
+        ok = await app.passwords.check(lambda: verify_password(password, stored))
+    except PoolBusy:
+        app.throttle.undo(address, username)
+        return _form(app, request, session, username, "登录繁忙，请稍后再试。", 503, 1)
+    if not ok or account is None:
+        return _form(app, request, session, username, "用户名或密码错误。", 401)
+    app.throttle.succeeded(address, username)
     response = RedirectResponse("/admin", status_code=303)
-    set_session(response, app.signer, new_session(username.strip(), now))  # a fresh token once signed in
+    set_session(response, app.signer, new_session(account.username, now, account.epoch))  # a fresh CSRF token
+    return response
+
+
+def _form(app: WebApp, request: Request, session: WebSession, username: str, error: str, status: int,
+          retry_after: int | None = None) -> Response:
+    context = {"csrf": session.csrf, "error": error, "username": username}
+    response = app.page(request, "admin/login.html", context, status)
+    if retry_after is not None:
+        response.headers["retry-after"] = str(retry_after)
     return response
 
 
 async def _logout(request: Request, app: WebApp, session: WebSession) -> Response:
+    user = session.user or ""
+    await app.db(lambda s: accounts.end_sessions(s, user))  # a captured cookie is worth nothing from now on
     response = RedirectResponse("/admin/login", status_code=303)
     clear_session(response)
     return response

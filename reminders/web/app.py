@@ -16,10 +16,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
 from reminders.config import Config, ConfigError
 from reminders.errors import ReminderError
+from reminders.tracking import links
 from reminders.web import actions, admin, unit
 from reminders.web.pages import WebApp, make_env, web
 from reminders.web.security import SecurityHeaders, Signer
@@ -52,8 +54,34 @@ async def admin_root(request: Request) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     headline, explanation = ERRORS.get(exc.status_code, ("请求出错", "请稍后重试。"))
-    return web(request).page(request, "error.html", {"headline": headline, "explanation": explanation, "back": None},
-                             exc.status_code)
+    response = web(request).page(request, "error.html", {"headline": headline, "explanation": explanation,
+                                                          "back": None}, exc.status_code)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+class Unrouted:
+    """Every path and method no route takes: 405 with `Allow` when the path exists under other methods, a redirect
+    to the same path with or without its trailing slash built on `[web] base_url` (never the request's Host), else
+    404. It replaces Starlette's own answers, which name one route's methods and redirect to the Host header."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        routes = [route for route in request.app.router.routes if isinstance(route, Route) and route.methods]
+        allowed = sorted({method for route in routes if route.matches(scope)[0] is not Match.NONE
+                          for method in route.methods or ()})
+        response: Response
+        if allowed:
+            response = await http_error(request, HTTPException(405, headers={"Allow": ", ".join(allowed)}))
+        else:
+            path = request.url.path
+            other = path.rstrip("/") if path.endswith("/") else path + "/"
+            if path != "/" and any(route.matches({**scope, "path": other})[0] is not Match.NONE for route in routes):
+                query = f"?{request.url.query}" if request.url.query else ""
+                response = RedirectResponse(web(request).config.web.base_url.rstrip("/") + other + query, 307)
+            else:
+                response = await http_error(request, HTTPException(404))
+        await response(scope, receive, send)
 
 
 async def refusal(request: Request, exc: Exception) -> Response:
@@ -84,6 +112,7 @@ def routes() -> list[Route]:
         Route("/admin/extensions/{report_id:int}", actions.decide, methods=["POST"]),
         Route("/admin/export.xlsx", actions.export_xlsx, methods=["GET"]),
         Route("/admin/export.csv", actions.export_csv, methods=["GET"]),
+        Route("/{path:path}", Unrouted()),  # last: an ASGI endpoint, so every method reaches it
     ]
 
 
@@ -94,6 +123,9 @@ def create_app(config: Config, engine: Engine, clock: Callable[[], datetime] = _
         raise ConfigError(config.path, "web.secret_env",
                           f"环境变量 {config.web.secret_env} 未设置，网页服务需要它签名链接和登录会话 "
                           "(the web secret is not set)")
+    problem = links.secret_problem(secret)
+    if problem is not None:
+        raise ConfigError(config.path, "web.secret_env", f"环境变量 {config.web.secret_env}：{problem}")
     app = Starlette(routes=routes(), middleware=[Middleware(SecurityHeaders)],
                     exception_handlers={HTTPException: http_error, ReminderError: refusal}, max_body_size=MAX_BODY)
     env = make_env(config.mail.language, config.schedule.tz)

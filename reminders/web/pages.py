@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from functools import partial
 from typing import Any, TypeVar
@@ -18,9 +18,10 @@ from starlette.responses import HTMLResponse
 from reminders.bundle import template_folder
 from reminders.config import Config
 from reminders.store.db import session_scope
+from reminders.tracking.accounts import LoginThrottle
 from reminders.tracking.reporting import MAX_TEXT
 from reminders.vocabulary import NO_DEADLINE, REPORT_STATUS_LABELS, language_of, lights, zh_cycle, zh_date
-from reminders.web.security import Signer
+from reminders.web.security import PasswordPool, Signer
 
 TEMPLATES_DIR = template_folder("web")
 T = TypeVar("T")
@@ -34,6 +35,9 @@ class WebApp:
     signer: Signer
     env: Environment
     clock: Callable[[], datetime]
+    # The login's growing delays (this process's memory) and the pool its password checks run on.
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    passwords: PasswordPool = field(default_factory=PasswordPool)
 
     def now(self) -> datetime:
         return self.clock()
