@@ -20,6 +20,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reminders.addresses import stored_domain
+from reminders.config_calendar import Calendar, CalendarValueError, parse_calendar
 from reminders.config_values import cron_trigger, parse_duration, valid_helo_name
 from reminders.errors import ReminderError
 
@@ -108,6 +109,13 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Ladder:
+    """How the office escalates; `lag_points`: how many points behind 序时进度 a task is 滞后 (tracking.pace)."""
+
+    lag_points: int = 20
+
+
+@dataclass(frozen=True)
 class Web:
     """The `[web]` section: where the report form and the office dashboard are served, and the links' secret."""
 
@@ -135,6 +143,8 @@ class Config:
     smtp: Smtp = field(default_factory=Smtp)
     schedule: Schedule = field(default_factory=Schedule)
     web: Web = field(default_factory=Web)
+    ladder: Ladder = field(default_factory=Ladder)
+    calendar: Calendar = field(default_factory=Calendar)  # config_calendar.py
 
     def from_address(self) -> str:
         """The From address: `[smtp] sender`, or a plainly local one for a Maildir config that names none."""
@@ -158,6 +168,7 @@ class Config:
 
 _SECTIONS: dict[str, type] = {
     "office": Office, "mail": Mail, "delivery": Delivery, "smtp": Smtp, "schedule": Schedule, "web": Web,
+    "ladder": Ladder,
 }
 _CHOICES = {
     "delivery.transport": ("smtp", "maildir"),
@@ -207,7 +218,7 @@ def load(explicit: str | None = None) -> Config:
 
 def parse(data: dict[str, Any], path: str, base: Path) -> Config:
     """Validate a TOML mapping; relative paths and SQLite files are taken relative to `base`."""
-    unknown = set(data) - set(_SECTIONS) - {"database"}
+    unknown = set(data) - set(_SECTIONS) - {"database", "calendar"}
     if unknown:
         raise ConfigError(path, sorted(unknown)[0], "未知的配置节 (unknown section)")
     database = dict(_table(data, "database", path))
@@ -219,7 +230,11 @@ def parse(data: dict[str, Any], path: str, base: Path) -> Config:
     sections = {name: _section(cls, _table(data, name, path), name, path, base) for name, cls in _SECTIONS.items()}
     sections["delivery"] = replace(sections["delivery"], maildir=base / sections["delivery"].maildir)
     _resolve_addresses(sections, "sender_name" in _table(data, "smtp", path), path)
-    config = Config(path=path, database_url=_anchor_sqlite(url, base), **sections)
+    try:
+        calendar = parse_calendar(_table(data, "calendar", path))
+    except CalendarValueError as exc:
+        raise ConfigError(path, exc.key, exc.message) from None
+    config = Config(path=path, database_url=_anchor_sqlite(url, base), calendar=calendar, **sections)
     _check(config)
     return config
 
@@ -343,6 +358,8 @@ def _check(config: Config) -> None:
         raise ConfigError(path, "schedule.report_day", "应在 1–31 之间 (expected 1–31)")
     if schedule.due_soon_days < 0:
         raise ConfigError(path, "schedule.due_soon_days", "不能为负数 (must not be negative)")
+    if not 0 <= config.ladder.lag_points <= 100:
+        raise ConfigError(path, "ladder.lag_points", "应在 0–100 之间 (expected 0–100 percentage points)")
     for key, text, least, most in (("schedule.misfire_grace", schedule.misfire_grace, "0s", None),
                                    ("delivery.retry_every", config.delivery.retry_every, "10s", None),
                                    ("delivery.give_up_after", config.delivery.give_up_after, "0s", None),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -122,6 +124,7 @@ def _summary(config: Config) -> list[tuple[str, str]]:
         ("时区 timezone", schedule.timezone),
         ("日程 schedule", f"reminders '{schedule.reminders}', digests '{schedule.digests}', chase '{schedule.chase}'; "
                          f"report day {schedule.report_day}"),
+        ("工作日 workdays", config.calendar.describe()),
     ]
 
 
@@ -137,4 +140,41 @@ def _warnings(config: Config) -> list[str]:
         secret_env = config.web.secret_env
         warnings.append(f"填报链接未开启，请设置环境变量 {secret_env} "
                         f"(warning: report links are off: set ${secret_env})")
-    return warnings
+    return warnings + _calendar_warnings(config)
+
+
+def _calendar_warnings(config: Config) -> list[str]:
+    """This year and the active plan's year (when the database can tell) that the holiday library does not know."""
+    years = {datetime.now(config.schedule.tz).year}
+    plan_year = _plan_year(config)
+    if plan_year is not None:
+        years.add(plan_year)
+    calendar = config.calendar.work_calendar
+    return [warning for year in sorted(years) if (warning := calendar.coverage_warning(year)) is not None]
+
+
+def _plan_year(config: Config) -> int | None:
+    """The active plan's year, or None when there is no database, schema or plan: check-config creates nothing and
+    waits at most a few seconds for a database server."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reminders.errors import ReminderError
+    from reminders.store import db
+    from reminders.store.plans import active_plan
+
+    url = make_url(config.database_url)
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:" or not Path(url.database).is_file():
+            return None
+    elif url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        url = url.update_query_dict({"connect_timeout": "5"})
+    engine = db.make_engine(url.render_as_string(hide_password=False))
+    try:
+        db.check_schema(engine)
+        with db.session_scope(engine) as session:
+            return active_plan(session).year
+    except (SQLAlchemyError, ReminderError, OSError):
+        return None
+    finally:
+        engine.dispose()

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Literal
 
 from reminders.errors import ReminderError
+from reminders.workdays import DEFAULT, WorkCalendar
 
 DeadlineKind = Literal["date", "ongoing", "recurring", "inferred"]
 
@@ -40,6 +41,9 @@ _MONTH = re.compile(_Y + r"(?P<m>\d{1,2})月份?(?:底|末)?")
 _HALF = re.compile(_Y + r"(?P<h>[上下])半年(?:末|底)?")
 _QUARTER = re.compile(_Y + r"第?(?P<q>[1-4])季度?(?:末|底)?")
 _YEAR = re.compile(r"(?P<y>\d{4})年(?:底|末|内|度|度内)?")
+# 3个工作日内, 交办后三个工作日内完成, 自交办之日起5个工作日内, 收到后2个工作日以内: counted from the 交办 date.
+_WORKDAYS = re.compile(r"(?:自?交办(?:之日)?[起后]|收到(?:通知)?后)?(?P<n>\d+)个?工作日(?:以?内)?")
+_MOST_WORKDAYS = 366
 
 _INLINE_DATE = r"(?:\d{4}年)?\d{1,2}月(?:\d{1,2}[日号]|上旬|中旬|下旬|份)?"
 _INLINE = re.compile(
@@ -130,11 +134,16 @@ def _dates(s: str, year: int, text: str) -> list[date]:
     return found
 
 
-def parse_deadline(phrase: str, year: int) -> Deadline:
+def parse_deadline(phrase: str, year: int, assigned: date | None = None,
+                   calendar: WorkCalendar | None = None) -> Deadline:
+    """The phrase as a Deadline; `year` completes dates without one. `N个工作日内` needs the 交办 date `assigned`
+    and counts working days of `calendar` (default: the Chinese calendar with 调休) after it."""
     text = phrase.strip()
     s = _strip(normalise(text))
     if not s:
         return Deadline("inferred", date(year, 12, 31), text)
+    if m := _WORKDAYS.fullmatch(s):
+        return _in_workdays(int(m["n"]), text, assigned, calendar or DEFAULT)
     if s in _ONGOING:
         return Deadline("ongoing", None, text)
     if m := _RECURRING.fullmatch(s):
@@ -143,6 +152,17 @@ def parse_deadline(phrase: str, year: int) -> Deadline:
         return Deadline("recurring", date(year, 12, 31), text, milestones)
     found = sorted(_dates(s, year, text))
     return Deadline("date", found[-1], text, tuple(found) if len(found) > 1 else ())
+
+
+def _in_workdays(n: int, text: str, assigned: date | None, calendar: WorkCalendar) -> Deadline:
+    if not 1 <= n <= _MOST_WORKDAYS:
+        raise DeadlineError(f"完成时限 “{text}” 的工作日数应在 1–{_MOST_WORKDAYS} 之间 "
+                            f"(the number of working days must be 1–{_MOST_WORKDAYS})")
+    if assigned is None:
+        raise DeadlineError(f"完成时限 “{text}” 从交办日期起按工作日计算，但缺少交办日期；请写明具体日期，如 6月30日前 "
+                            "(counted in working days from the assignment date, which is missing: "
+                            "give a date instead)")
+    return Deadline("date", calendar.add_workdays(assigned, n), text)
 
 
 def find_deadline(text: str) -> str | None:
