@@ -22,6 +22,7 @@ class TaskState(StrEnum):
 
     OVERDUE = "overdue"  # 红: the deadline has passed
     DUE_SOON = "due_soon"  # 黄: the deadline is due_soon_days away or fewer
+    LAGGING = "lagging"  # 紫红: the latest reported percentage is more than lag_points behind 序时进度 (tracking.pace)
     ON_TRACK = "on_track"  # 绿: a deadline further away
     ONGOING = "ongoing"  # 蓝: no deadline (长期坚持), never overdue
     DONE = "done"  # 灰: closed by the lead unit's latest report or the office's 办结
@@ -34,19 +35,24 @@ STATES: tuple[TaskState, ...] = tuple(TaskState)
 SETTLED: frozenset[TaskState] = frozenset({TaskState.DONE, TaskState.UNASSIGNED})
 
 _STATE_LABELS: dict[Language, dict[TaskState, str]] = {
-    "zh_CN": {TaskState.OVERDUE: "已逾期", TaskState.DUE_SOON: "临期", TaskState.ON_TRACK: "正常推进",
+    "zh_CN": {TaskState.OVERDUE: "已逾期", TaskState.DUE_SOON: "临期", TaskState.LAGGING: "滞后",
+              TaskState.ON_TRACK: "正常推进",
               TaskState.ONGOING: "长期推进", TaskState.DONE: "已办结", TaskState.UNASSIGNED: "未分工"},
-    "en": {TaskState.OVERDUE: "Overdue", TaskState.DUE_SOON: "Due soon", TaskState.ON_TRACK: "On track",
+    "en": {TaskState.OVERDUE: "Overdue", TaskState.DUE_SOON: "Due soon", TaskState.LAGGING: "Lagging",
+           TaskState.ON_TRACK: "On track",
            TaskState.ONGOING: "Ongoing", TaskState.DONE: "Done", TaskState.UNASSIGNED: "Unassigned"},
 }
 # The light's colour on a page or in a mail (dark amber for yellow: pure yellow is unreadable on white) and the
 # lighter shade of the ledger's state cell, so its label stays readable. DOMAIN.md §7: offices read them this way.
+# 滞后 is magenta rather than orange: an orange would be hard to tell from 临期's amber in a row of dots.
 LIGHT_COLOURS: dict[TaskState, str] = {
-    TaskState.OVERDUE: "#c5221f", TaskState.DUE_SOON: "#b06000", TaskState.ON_TRACK: "#137333",
+    TaskState.OVERDUE: "#c5221f", TaskState.DUE_SOON: "#b06000", TaskState.LAGGING: "#a50e6e",
+    TaskState.ON_TRACK: "#137333",
     TaskState.ONGOING: "#1967d2", TaskState.DONE: "#5f6368", TaskState.UNASSIGNED: "#80868b",
 }
 LEDGER_FILLS: dict[TaskState, str] = {
-    TaskState.OVERDUE: "F4C7C3", TaskState.DUE_SOON: "FCE8B2", TaskState.ON_TRACK: "B7E1CD",
+    TaskState.OVERDUE: "F4C7C3", TaskState.DUE_SOON: "FCE8B2", TaskState.LAGGING: "F8D0E8",
+    TaskState.ON_TRACK: "B7E1CD",
     TaskState.ONGOING: "C9DAF8", TaskState.DONE: "D9D9D9", TaskState.UNASSIGNED: "EFEFEF",
 }
 

@@ -136,7 +136,9 @@ def amend(state: State, report_id: int, percent: int | None, done: bool | None, 
 @pass_state
 @friendly
 def status(state: State, as_of: datetime | None, fmt: str) -> None:
-    """任务状态 List every task with its state (unassigned, done, overdue, due_soon, on_track, ongoing).
+    """任务状态 List every task with its state (unassigned, done, overdue, due_soon, lagging, on_track, ongoing).
+
+    JSON gives each task's 序时进度 (expected_percent) beside its latest reported percentage (percent).
 
     Example: reminders status --as-of 2021-07-01 --format json
     """
@@ -147,7 +149,8 @@ def status(state: State, as_of: datetime | None, fmt: str) -> None:
 
     day = as_of.date() if as_of else state.today()
     with session_scope(state.engine()) as session:
-        result = load_status(session, active_plan(session), day, state.config.schedule.due_soon_days)
+        result = load_status(session, active_plan(session), day, state.config.schedule.due_soon_days,
+                             state.config.ladder.lag_points)
     records = [as_json(line) for line in result.lines]
     if fmt == "json":
         click.echo(json_lines(records))

@@ -3,6 +3,9 @@
 An extension the office approved (the latest approved row of deadline_changes, whose new date is the deadline now)
 is the office's decision: a table that still carries the old deadline does not undo it unless asked to
 (`replace_approved`); the import says which tasks kept it.
+
+The optional 开始日期 column is where a task's 序时进度 starts (tracking.pace); a table without that column leaves
+the start dates already imported as they are, an empty cell in it clears one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from reminders.intake.changes import ImportReport, Progress, Rows, change, fit, shown_deadline, skipped_rows
 from reminders.intake.deadlines import Deadline, DeadlineError, parse_deadline
-from reminders.intake.tables import Column, Table, TableError, TableRow, read_table, split_list
+from reminders.intake.tables import Column, Table, TableError, TableRow, parse_day, read_table, split_list
 from reminders.store.bulk import Values, changed, delete_in, insert_rows, update_rows
 from reminders.store.models import Assignment, CoUnit, DeadlineChange, Leader, Plan, Task, Unit
 from reminders.store.plans import active_plan
@@ -30,11 +33,12 @@ ASSIGNMENT_COLUMNS = (
     Column("units", ("责任单位", "responsible_units", "units"), required=False),
     Column("co_units", ("配合单位", "co_units", "co-units", "co units"), required=False),
     Column("deadline", ("完成时限", "时限", "完成时间", "deadline"), required=False),
+    Column("start_date", ("开始日期", "开始时间", "start_date", "start date", "start"), required=False),
 )
 SECTION_ROW = re.compile(r"^[一二三四五六七八九十]+[、.．]")  # a section heading row inside a breakdown table
-ASSIGNMENT_FIELDS = ("leader_id", "lead_unit_id", "deadline_text", "deadline", "deadline_kind")
+ASSIGNMENT_FIELDS = ("leader_id", "lead_unit_id", "deadline_text", "deadline", "deadline_kind", "start_date")
 TABLE_FIELDS = {"deadline_text": "deadline", "leader_id": "leader", "lead_unit_id": "lead_unit",
-                "deadline": "deadline", "deadline_kind": "deadline"}
+                "deadline": "deadline", "deadline_kind": "deadline", "start_date": "start_date"}
 _DEADLINE = ("deadline_text", "deadline", "deadline_kind")
 
 
@@ -157,7 +161,13 @@ def _changes(number: str, old: Mapping[Any, Any], new: Values, names: _Names) ->
     if any(old[key] != new[key] for key in _DEADLINE):
         lines.append(change(what, "完成时限", shown_deadline(old["deadline_text"], old["deadline"]),
                             shown_deadline(new["deadline_text"], new["deadline"])))
+    if "start_date" in new and old["start_date"] != new["start_date"]:
+        lines.append(change(what, "开始日期", _shown_day(old["start_date"]), _shown_day(new["start_date"])))
     return lines
+
+
+def _shown_day(day: date | None) -> str:
+    return day.isoformat() if day else ""
 
 
 def _assignment_rows(table: Table, plan: Plan, tasks: Mapping[str, Any], names: _Names,
@@ -212,6 +222,17 @@ def _assignment_rows(table: Table, plan: Plan, tasks: Mapping[str, Any], names: 
                     deadlines[phrase] = parse_deadline(phrase, year)
                 except DeadlineError as exc:
                     raise table.error(row, "deadline", str(exc)) from None
+        start: date | None = None
+        with checked.guard():
+            if v.get("start_date"):
+                try:
+                    start = parse_day(v["start_date"], year)
+                except ValueError as exc:
+                    raise table.error(row, "start_date", str(exc)) from None
+                due = deadlines[phrase].due if phrase in deadlines else None
+                if due is not None and start > due:
+                    raise table.error(row, "start_date", f"开始日期 {start.isoformat()} 晚于完成时限 "
+                                      f"{due.isoformat()} (the start date is after the deadline)")
         if len(checked.errors) > found or lead is None:
             continue
         deadline = deadlines[phrase]
@@ -219,6 +240,8 @@ def _assignment_rows(table: Table, plan: Plan, tasks: Mapping[str, Any], names: 
             "leader_id": names.leaders[leader_name] if leader_name else None, "lead_unit_id": lead.id,
             "deadline_text": deadline.text, "deadline": deadline.due, "deadline_kind": deadline.kind,
         }
+        if "start_date" in table.headers:  # without the column, the start dates already imported stay
+            values["start_date"] = start
         co_ids = list(dict.fromkeys(u.id for u in co_units if u.id != lead.id))  # in order, without repeats
         with checked.guard():
             rows.append((number, fit(table, row, Assignment, values, TABLE_FIELDS), co_ids))

@@ -18,7 +18,8 @@ from reminders.addresses import parse_emails
 from reminders.errors import ReminderError
 from reminders.text import LINE_BREAKS, first_refused, writable
 
-__all__ = ["Column", "Table", "TableError", "TableErrors", "TableRow", "parse_emails", "read_table", "split_list"]
+__all__ = ["Column", "Table", "TableError", "TableErrors", "TableRow", "parse_day", "parse_emails", "read_table",
+           "split_list"]
 
 HEADER_SEARCH_ROWS = 10
 _DELIMITERS = (",", ";", "\t")
@@ -30,6 +31,10 @@ _FOOTNOTE = re.compile(r"(?:注|备注|说明)\s*\d*\s*(?:[:：、.．]|$)")
 _HEADING = re.compile(r"[一二三四五六七八九十]+\s*[、.．]|[(（]\s*[一二三四五六七八九十]+\s*[)）]")
 _TITLE_END = re.compile(r"(?:表|名单|清单|方案|计划|台账|目录)$")
 _SENTENCE = re.compile(r"[。；：:]")
+# A day in a cell: 2021-03-01, 2021/3/1, 2021.3.1, 2021年3月1日, 3月1日 (an XLSX date cell arrives as ISO text,
+# with " 00:00:00" only when it carries a time of day); 起/开始 after it are the way a 开始日期 is often written.
+_DAY_CELL = re.compile(r"(?:(?P<y>\d{4})[-/.年])?(?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})[日号]?"
+                       r"(?:\d{1,2}:\d{2}(?::\d{2})?)?(?:起|开始)?")
 
 Record = tuple[int, list[str]]  # (row number as the user sees it, cell texts)
 Header = tuple[int, list[tuple[str, int, str]]]  # (row number, [(field, position, header as written)])
@@ -134,6 +139,19 @@ def _read(path: str | Path, columns: Sequence[Column], sheet: str | None) -> Tab
 
 def split_list(value: str) -> list[str]:
     return [item for item in (_strip(part) for part in _LIST_SEPARATORS.split(value)) if item]
+
+
+def parse_day(text: str, year: int) -> date:
+    """A calendar day written in a cell; a day without a year is in `year` (the plan's). ValueError if it is not
+    one (the message says what is expected, Chinese first)."""
+    m = _DAY_CELL.fullmatch(re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)))
+    try:
+        if m is None:
+            raise ValueError(text)
+        return date(int(m["y"] or year), int(m["m"]), int(m["d"]))
+    except ValueError:
+        raise ValueError(f"无法识别的日期 “{text}”，应为日期，如 2021-03-01 或 3月1日 "
+                         f"(not a date; write it like 2021-03-01)") from None
 
 
 def _strip(text: str) -> str:

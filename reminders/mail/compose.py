@@ -93,7 +93,7 @@ def iter_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind,
         if kind not in BUILT:
             continue  # receipts are recorded when a unit submits, never built for a cycle
         day = as_of or fire_time(config, cycle, kind).date()
-        status = load_status(session, loaded, day, config.schedule.due_soon_days)
+        status = load_status(session, loaded, day, config.schedule.due_soon_days, config.ladder.lag_points)
         if kind == "digest":
             yield from _digests(status, units, leaders, cycle, report_by(config, cycle), office)
         else:

@@ -109,6 +109,7 @@ class Assignment(Base):
     deadline_text: Mapped[str] = mapped_column(String(200), default="")
     deadline: Mapped[date | None] = mapped_column(Date)
     deadline_kind: Mapped[str] = mapped_column(String(20))  # deadlines.DeadlineKind
+    start_date: Mapped[date | None] = mapped_column(Date)  # 开始日期: where 序时进度 starts (tracking.pace)
     task: Mapped[Task] = relationship(back_populates="assignment")
     leader: Mapped[Leader | None] = relationship()
     lead_unit: Mapped[Unit] = relationship(foreign_keys=[lead_unit_id])

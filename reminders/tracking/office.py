@@ -202,7 +202,8 @@ def task_history(session: Session, task_number: str) -> list[HistoryReport | His
 def not_reported(session: Session, config: Config, cycle: str, today: date) -> list[tuple[str, tuple[str, ...]]]:
     """(unit, task numbers): the units a chase would go to now, each with its lead tasks not reported in the cycle,
     in the order of the unit directory."""
-    status = load_status(session, active_plan(session), day_in_cycle(cycle, today), config.schedule.due_soon_days)
+    status = load_status(session, active_plan(session), day_in_cycle(cycle, today), config.schedule.due_soon_days,
+                         config.ladder.lag_points)
     waiting = awaiting_report(status)
     return [(str(waiting[unit_id][0].lead_unit), tuple(line.number for line in waiting[unit_id]))
             for unit_id in sorted(waiting)]

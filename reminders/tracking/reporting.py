@@ -170,7 +170,7 @@ def unit_form(session: Session, config: Config, unit_id: int, cycle: str, today:
     link_cycle, cycle = cycle, form_cycle(cycle, today)
     unit = _unit(session, unit_id)
     plan = active_plan(session)
-    status = load_status(session, plan, today, config.schedule.due_soon_days)
+    status = load_status(session, plan, today, config.schedule.due_soon_days, config.ladder.lag_points)
     reports = _cycle_reports(session, plan.id, cycle)
     own = _own_reports(session, plan.id, unit_id, cycle)
     pending = pending_requests(session, plan.id, unit_id)

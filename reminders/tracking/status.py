@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, aliased
 
 from reminders.store.models import Assignment, CoUnit, Leader, Plan, ProgressReport, Section, Task, Unit
 from reminders.tracking.cycles import cycle_of
+from reminders.tracking.pace import DEFAULT_LAG_POINTS, expected_percent, is_lagging, plan_start
 from reminders.vocabulary import SETTLED, TaskState
 
 
@@ -45,13 +46,17 @@ class TaskLine:
     reported: bool  # a report by the lead unit in the day's month
     latest: Progress | None
     role: Literal["lead", "co"] | None = None  # the addressed unit's part, in reminders and its form
+    expected_percent: int | None = None  # 序时进度 on the day (tracking.pace); None without a deadline
+    percent: int | None = None  # the lead unit's latest reported percentage, whatever later reports left out
 
     @property
     def days_overdue(self) -> int:
         return -self.days_left if self.days_left is not None and self.days_left < 0 else 0
 
 
-def task_state(deadline: date | None, assigned: bool, done: bool, as_of: date, due_soon_days: int) -> TaskState:
+def task_state(deadline: date | None, assigned: bool, done: bool, as_of: date, due_soon_days: int,
+               lagging: bool = False) -> TaskState:
+    """The most severe state that holds: a task both due soon and lagging is due soon (vocabulary.STATES)."""
     if not assigned:
         return TaskState.UNASSIGNED
     if done:
@@ -62,7 +67,7 @@ def task_state(deadline: date | None, assigned: bool, done: bool, as_of: date, d
         return TaskState.OVERDUE
     if (deadline - as_of).days <= due_soon_days:
         return TaskState.DUE_SOON
-    return TaskState.ON_TRACK
+    return TaskState.LAGGING if lagging else TaskState.ON_TRACK
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class PlannedTask:
     leader: str | None
     deadline: date | None
     deadline_text: str
+    start: date | None = None  # the assignment's 开始日期, where the table gave one
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def load_plan(session: Session, plan: Plan) -> LoadedPlan:
         co.setdefault(assignment_id, []).append(unit_id)
     rows = session.execute(
         select(Task.id, Task.number, Section.title, Task.title, Assignment.id, Assignment.lead_unit_id, Leader.name,
-               Assignment.deadline, Assignment.deadline_text)
+               Assignment.deadline, Assignment.deadline_text, Assignment.start_date)
         .outerjoin(Section, Section.id == Task.section_id)
         .outerjoin(Assignment, Assignment.task_id == Task.id)
         .outerjoin(Leader, Leader.id == Assignment.leader_id)
@@ -114,11 +120,11 @@ def load_plan(session: Session, plan: Plan) -> LoadedPlan:
         .order_by(Task.position)
     )
     tasks = []
-    for task_id, number, section, title, assignment_id, lead_id, leader, deadline, deadline_text in rows:
+    for task_id, number, section, title, assignment_id, lead_id, leader, deadline, deadline_text, start in rows:
         co_ids = tuple(co.get(assignment_id, ())) if assignment_id else ()
         tasks.append(PlannedTask(
             task_id, number, section or "", title, lead_id, units.get(lead_id) if lead_id else None, co_ids,
-            tuple(units[u] for u in co_ids), leader, deadline, deadline_text or "",
+            tuple(units[u] for u in co_ids), leader, deadline, deadline_text or "", start,
         ))
     return LoadedPlan(plan, tuple(tasks))
 
@@ -163,21 +169,47 @@ def _progress(session: Session, plan: Plan, as_of: date) -> tuple[dict[int, Prog
     return latest, done, reported
 
 
-def load_status(session: Session, plan: Plan | LoadedPlan, as_of: date, due_soon_days: int) -> PlanStatus:
+def _percents(session: Session, plan: Plan, as_of: date) -> dict[int, int]:
+    """Each task's latest percentage reported by its lead unit up to `as_of`: a later report that gave none (a note
+    only) leaves the last figure standing."""
+    ranked = (
+        select(ProgressReport.task_id, ProgressReport.percent,
+               func.row_number().over(partition_by=ProgressReport.task_id, order_by=(
+                   ProgressReport.reported_on.desc(), ProgressReport.created_at.desc(), ProgressReport.id.desc(),
+               )).label("rank"))
+        .join(Task, Task.id == ProgressReport.task_id)
+        .join(Assignment, (Assignment.task_id == ProgressReport.task_id)
+              & (ProgressReport.unit_id == Assignment.lead_unit_id))
+        .where(ProgressReport.reported_on <= as_of, Task.plan_id == plan.id, not_superseded(),
+               ProgressReport.percent.is_not(None))
+        .subquery()
+    )
+    return {task_id: percent for task_id, percent in
+            session.execute(select(ranked.c.task_id, ranked.c.percent).where(ranked.c.rank == 1))}
+
+
+def load_status(session: Session, plan: Plan | LoadedPlan, as_of: date, due_soon_days: int,
+                lag_points: int = DEFAULT_LAG_POINTS) -> PlanStatus:
+    """Every task's line on `as_of`. `lag_points` is `[ladder] lag_points`: how far behind 序时进度 is lagging."""
     loaded = plan if isinstance(plan, LoadedPlan) else load_plan(session, plan)
     latest, done, reported = _progress(session, loaded.plan, as_of)
+    percents = _percents(session, loaded.plan, as_of)
     lines: list[TaskLine] = []
     leads: dict[str, int] = {}
     cos: dict[str, tuple[int, ...]] = {}
     for task in loaded.tasks:
         assigned = task.lead_unit_id is not None
         deadline = task.deadline
+        percent = percents.get(task.id)
+        expected = None if deadline is None else \
+            expected_percent(task.start or plan_start(loaded.plan.year, deadline), deadline, as_of)
+        lagging = is_lagging(percent, expected, lag_points)
         lines.append(TaskLine(
             number=task.number, section=task.section, title=task.title, lead_unit=task.lead_unit,
             co_units=task.co_units, leader=task.leader, deadline=deadline, deadline_text=task.deadline_text,
-            state=task_state(deadline, assigned, task.id in done, as_of, due_soon_days),
+            state=task_state(deadline, assigned, task.id in done, as_of, due_soon_days, lagging),
             days_left=(deadline - as_of).days if deadline else None,
-            reported=task.id in reported, latest=latest.get(task.id),
+            reported=task.id in reported, latest=latest.get(task.id), expected_percent=expected, percent=percent,
         ))
         if task.lead_unit_id is not None:
             leads[task.number] = task.lead_unit_id
@@ -208,6 +240,8 @@ def as_json(line: TaskLine) -> dict[str, object]:
         "state": line.state,
         "days_left": line.days_left,
         "reported": line.reported,
+        "expected_percent": line.expected_percent,
+        "percent": line.percent,
         "latest_progress": None if line.latest is None else {
             "date": line.latest.reported_on.isoformat(), "unit": line.latest.unit,
             "percent": line.latest.percent, "done": line.latest.done, "note": line.latest.note,

@@ -152,7 +152,8 @@ async def _logout(request: Request, app: WebApp, session: WebSession) -> Respons
 
 def _status(app: WebApp) -> Callable[[Session], PlanStatus]:
     today = app.today()
-    return lambda s: load_status(s, active_plan(s), today, app.config.schedule.due_soon_days)
+    return lambda s: load_status(s, active_plan(s), today, app.config.schedule.due_soon_days,
+                              app.config.ladder.lag_points)
 
 
 def _base(request: Request, session: WebSession, app: WebApp) -> dict[str, object]:
