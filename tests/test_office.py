@@ -188,29 +188,36 @@ def test_it_exports_the_ledger_as_xlsx_with_coloured_states(env: Env, loaded: Cl
         office.mark_done(session, "19", "ducha", "", TODAY)
         data = ledger.export_ledger_xlsx(session, env.config, TODAY)
     sheet = load_workbook(io.BytesIO(data))["工作台账"]
-    header = [c.value for c in sheet[1]]
-    assert header == ["序号", "部分", "工作任务", "责任领导", "牵头单位", "配合单位", "完成时限", "状态", "最新进展",
-                      "报送日期", "本月是否报送"]
-    assert sheet[1][0].font.bold and sheet.freeze_panes == "A2" and sheet.column_dimensions["C"].width == 50
-    rows = {row[0].value: row for row in sheet.iter_rows(min_row=2)}
-    assert len(rows) == 19
-    colours = {number: (rows[number][7].value, rows[number][7].fill.fgColor.rgb[-6:]) for number in rows}
-    assert colours["12"] == ("已逾期", "F4C7C3")  # red
-    assert colours["2"] == ("正常推进", "B7E1CD")  # green
-    assert colours["1"] == ("长期推进", "C9DAF8")  # blue
-    assert colours["19"] == ("已办结", "D9D9D9")  # grey
-    assert colours["14"] == ("临期", "FCE8B2")  # yellow: due 2021-06-25
-    assert rows["19"][10].value == "是" and rows["19"][9].value == "2021-06-22"
+    assert str(sheet["A1"].value).startswith("《") and str(sheet["A1"].value).endswith("工作任务推进台账》")
+    header = [c.value for c in sheet[3]]
+    assert header == ["序号", "部分", "工作任务", "责任领导", "牵头单位", "配合单位", "完成时限", "截止日期", "状态",
+                      "逾期天数", "完成进度", "最新进展", "报送日期", "本月是否报送", "备注"]
+    assert sheet[3][0].font.bold and sheet.freeze_panes == "D4"
+    rows = {row[0].value: row for row in sheet.iter_rows(min_row=4)}
+    assert len(rows) == 19 and set(rows) == set(range(1, 20))  # plain numbers are number cells
+
+    def state(number: int) -> tuple[object, str]:
+        cell = rows[number][8]  # the state's word on a pattern of its colour: distinct in black-and-white print
+        colour = cell.fill.fgColor if cell.fill.fill_type == "solid" else cell.fill.bgColor
+        return cell.value, str(colour.rgb)[-6:]
+
+    assert state(12) == ("已逾期", "F4C7C3")  # red
+    assert state(2) == ("正常推进", "B7E1CD")  # green
+    assert state(1) == ("长期推进", "C9DAF8")  # blue
+    assert state(19) == ("已办结", "D9D9D9")  # grey
+    assert state(14) == ("临期", "FCE8B2")  # yellow: due 2021-06-25
+    assert len({rows[n][8].fill.fill_type for n in (12, 2, 1, 19, 14)}) == 5  # five patterns, not colour alone
+    assert rows[19][13].value == "是" and rows[19][12].value == datetime(2021, 6, 22)
     out = tmp_path / "ledger.xlsx"
     loaded("export", "--format", "xlsx", "--out", str(out), "--as-of", "2021-06-22")
-    assert load_workbook(out)["工作台账"].max_row == 20
+    assert load_workbook(out)["工作台账"].max_row == 22
 
 
 def test_it_exports_the_ledger_as_csv_with_a_bom(env: Env, loaded: Cli, tmp_path: Path) -> None:
     loaded("progress", "3", "--unit", "民族工作处", "--note", "宣讲12场", "--date", "2021-06-20")
     with session_scope(env.engine) as session:
         text = ledger.export_ledger_csv(session, env.config, TODAY)
-    assert text.startswith("\ufeff序号,部分,工作任务")
+    assert text.startswith('\ufeff"序号","部分","工作任务"')
     rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     assert len(rows) == 19 and rows[11]["状态"] == "已逾期" and rows[2]["本月是否报送"] == "是"
     assert rows[2]["最新进展"].startswith("民族工作处：")

@@ -278,7 +278,7 @@ def test_the_ledger_exports_and_opens_whatever_older_rows_hold(
 ) -> None:
     tail = REPLACEMENT if _poison(site, db_url) else ""
     expected = (f"建设{REPLACEMENT}系统{REPLACEMENT}{tail}", f"信息{REPLACEMENT}中心{tail}",
-                f"信息{REPLACEMENT}中心{tail}：完成50% 开发{REPLACEMENT}中\ud7ff{tail}_x0041_")
+                f"信息{REPLACEMENT}中心{tail}：开发{REPLACEMENT}中\ud7ff{tail}_x0041_")
     out = tmp_path / "ledger.xlsx"
     loaded("export", "--format", "xlsx", "--out", str(out), "--as-of", "2021-06-22")
     site.login()
@@ -286,15 +286,15 @@ def test_the_ledger_exports_and_opens_whatever_older_rows_hold(
     assert response.status_code == 200
     for data in (out.read_bytes(), response.content):
         rows = read_xlsx(data)
-        assert len(rows) == 20 and all(xml_safe(value) for row in rows for value in row)
-        row = next(r for r in rows if r[0] == "13")
-        assert (row[2], row[4], row[8]) == expected
+        assert len(rows) == 22 and all(xml_safe(value) for row in rows for value in row)  # title, plan, header
+        row = next(r for r in rows if r[0] == 13)
+        assert (row[2], row[4], row[11]) == expected
     csv_out = tmp_path / "ledger.csv"
     loaded("export", "--format", "csv", "--out", str(csv_out), "--as-of", "2021-06-22")
     for text in (csv_out.read_text(encoding="utf-8-sig"), site.client.get("/admin/export.csv").text):
         records = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
         assert len(records) == 20 and first_refused(text) is None
-        assert next(r for r in records if r[0] == "13")[8] == expected[2]
+        assert next(r for r in records if r[0] == "13")[11] == expected[2]
 
 
 def test_an_old_note_holding_a_terminal_escape_is_listed_harmlessly(loaded: Cli) -> None:
@@ -353,8 +353,8 @@ def test_any_text_is_refused_naming_the_field_or_round_trips_through_the_ledger(
     with session_scope(env.engine) as session:
         data = ledger.export_ledger_xlsx(session, env.config, date(2021, 6, 22))
         stored = session.scalars(select(ProgressReport).order_by(ProgressReport.id.desc()).limit(1)).one()
-    row = next(r for r in read_xlsx(data) if r[0] == "13")
-    assert row[8] == f"信息中心：{stored.note}"
+    row = next(r for r in read_xlsx(data) if r[0] == 13)
+    assert row[11] == f"信息中心：{stored.note}"
     assert getattr(stored, "request_reason" if field == "reason" else field) == note.replace(
         "\r\n", "\n").replace("\r", "\n").strip()
     env.engine.dispose()

@@ -177,13 +177,14 @@ def test_it_exports_the_ledger_as_xlsx_and_csv(site: Site) -> None:
     assert "attachment" in xlsx.headers["content-disposition"]
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][0] == "序号" and len(rows) == 20
-    latest = rows[0].index("最新进展")
-    assert [row[latest] for row in rows if row[0] == "12"] == ["宗教二处：完成40% 已换届1个"]
+    assert rows[2][0] == "序号" and len(rows) == 22  # a title, the plan and the day, then the header
+    latest, percent = rows[2].index("最新进展"), rows[2].index("完成进度")
+    assert [(row[latest], row[percent]) for row in rows if row[0] == 12] == [("宗教二处：已换届1个", 0.4)]
     text = site.client.get("/admin/export.csv").content.decode("utf-8-sig")
     records = list(csv.reader(io.StringIO(text)))
     assert records[0][0] == "序号" and len(records) == 20
-    assert [record[latest] for record in records if record[0] == "12"] == ["宗教二处：完成40% 已换届1个"]
+    assert [(record[latest], record[percent]) for record in records if record[0] == "12"] == [
+        ("宗教二处：已换届1个", "40%")]
 
 
 def test_it_escapes_markup_everywhere_the_office_reads_it(site: Site) -> None:

@@ -138,7 +138,9 @@ def extensions(state: State) -> None:
 @pass_state
 @friendly
 def export(state: State, fmt: str, out: Path, as_of: datetime | None) -> None:
-    """导出工作台账 Export the work ledger (工作台账): XLSX with coloured states, or CSV (UTF-8 with BOM for Excel).
+    """导出工作台账 Export the work ledger (工作台账): XLSX laid out for printing (title, A4 landscape fitted to the
+    width, header on every page, real dates and numbers, states as word and pattern), or CSV (UTF-8 with BOM, every
+    field quoted; import-assignments reads it back).
 
     Example: reminders export --format xlsx --out 台账.xlsx
     """

@@ -1,14 +1,15 @@
-"""The work ledger (工作台账) as XLSX (a coloured state cell per task) and as CSV (UTF-8 with a BOM, for Excel).
+"""The work ledger (工作台账): its rows, and its two forms, XLSX to print (laid out in ledger_sheet) and CSV (UTF-8
+with a BOM, for Excel).
 
 Both always export and always open: a character XML 1.0 cannot carry, which rows stored before input was checked
-(reminders.text) may still hold, is written as U+FFFD.
+(reminders.text) may still hold, is written as U+FFFD. Task numbers stay text in both (2.10 is not 2.1): the XLSX
+stores a number only for a plain whole number (序号 12), and the CSV quotes every field.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy.orm import Session
@@ -16,42 +17,52 @@ from sqlalchemy.orm import Session
 from reminders.config import Config
 from reminders.store.plans import active_plan
 from reminders.text import writable
+from reminders.tracking.ledger_sheet import HEADERS, SHEET, Ledger, LedgerRow, Value, sheet_bytes
 from reminders.tracking.status import TaskLine, load_status
-from reminders.vocabulary import LEDGER_FILLS, NO_DEADLINE, TaskState, state_label
+from reminders.vocabulary import NO_DEADLINE, TaskState, state_label
 
-HEADERS = ("序号", "部分", "工作任务", "责任领导", "牵头单位", "配合单位", "完成时限", "状态", "最新进展", "报送日期",
-           "本月是否报送")
-WIDTHS = (6, 24, 50, 10, 16, 24, 22, 10, 50, 12, 12)
-SHEET = "工作台账"
+__all__ = ["HEADERS", "SHEET", "Ledger", "LedgerRow", "build_ledger", "export_ledger_csv", "export_ledger_xlsx"]
 
 
-@dataclass(frozen=True)
-class LedgerRow:
-    state: TaskState
-    cells: tuple[str, ...]
+def build_ledger(session: Session, config: Config, today: date) -> Ledger:
+    plan = active_plan(session)
+    status = load_status(session, plan, today, config.schedule.due_soon_days, config.ladder.lag_points)
+    return Ledger(plan.title, today, tuple(_row(line) for line in status.lines))
 
 
-def ledger_rows(session: Session, config: Config, today: date) -> list[LedgerRow]:
-    status = load_status(session, active_plan(session), today, config.schedule.due_soon_days)
-    return [LedgerRow(line.state, (
-        line.number, line.section, line.title, line.leader or "", line.lead_unit or "", "、".join(line.co_units),
-        _deadline(line), state_label(line.state), _latest(line),
-        line.latest.reported_on.isoformat() if line.latest else "", "是" if line.reported else "否",
-    )) for line in status.lines]
+def _row(line: TaskLine) -> LedgerRow:
+    latest = line.latest
+    return LedgerRow(line.state, (
+        _number(line.number), line.section, line.title, line.leader or "", line.lead_unit or "",
+        "、".join(line.co_units), _deadline_text(line), line.deadline, state_label(line.state),
+        line.days_overdue if line.state is TaskState.OVERDUE else None,
+        latest.percent / 100 if latest is not None and latest.percent is not None else None,
+        f"{latest.unit}：{latest.note}" if latest is not None else "",
+        latest.reported_on if latest is not None else None, "是" if line.reported else "否",
+        "",  # 备注: left for the office to write in at the meeting
+    ))
 
 
-def _deadline(line: TaskLine) -> str:
-    if line.deadline is None:
-        return line.deadline_text or NO_DEADLINE["zh_CN"]
-    main = line.deadline.isoformat()
-    return f"{main}（{line.deadline_text}）" if line.deadline_text else main
+def _number(number: str) -> Value:
+    """A whole number (12) as a number, so it sorts as one; anything else (2.10, 一.3, 07) as the text it is."""
+    return int(number) if number.isdigit() and number.isascii() and not number.startswith("0") else number
 
 
-def _latest(line: TaskLine) -> str:
-    if line.latest is None:
+def _deadline_text(line: TaskLine) -> str:
+    """The phrase as assigned (年底前); 长期坚持 for a task without a deadline; blank when only a date is known."""
+    if line.deadline_text:
+        return line.deadline_text
+    return NO_DEADLINE["zh_CN"] if line.deadline is None else ""
+
+
+def _csv_cell(value: Value) -> str:
+    if value is None:
         return ""
-    percent = f"完成{line.latest.percent}% " if line.latest.percent is not None else ""
-    return f"{line.latest.unit}：{percent}{line.latest.note}"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{round(value * 100)}%"
+    return _safe(str(value))
 
 
 def _safe(value: str) -> str:
@@ -61,38 +72,14 @@ def _safe(value: str) -> str:
 
 
 def export_ledger_csv(session: Session, config: Config, today: date) -> str:
+    """The ledger's table alone (no title rows): one header, then one row per task, every field quoted."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(HEADERS)
-    for row in ledger_rows(session, config, today):
-        writer.writerow([_safe(cell) for cell in row.cells])
+    for row in build_ledger(session, config, today).rows:
+        writer.writerow([_csv_cell(cell) for cell in row.cells])
     return "\ufeff" + buffer.getvalue()
 
 
 def export_ledger_xlsx(session: Session, config: Config, today: date) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    book = Workbook()
-    sheet = book.create_sheet(SHEET, 0)
-    book.remove(book.worksheets[1])  # the empty default sheet
-    sheet.append(HEADERS)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(horizontal="center", vertical="center")
-    state_column = HEADERS.index("状态") + 1
-    for index, row in enumerate(ledger_rows(session, config, today), start=2):
-        for column, value in enumerate(row.cells, start=1):
-            cell = sheet.cell(row=index, column=column)
-            cell.value = writable(value)  # what rows stored before the check may hold
-            cell.data_type = "s"  # text, always: openpyxl would store a value starting with "=" as a formula
-            cell.alignment = Alignment(vertical="top", wrap_text=column in (3, 9))
-        fill = LEDGER_FILLS[row.state]
-        sheet.cell(row=index, column=state_column).fill = PatternFill("solid", start_color=fill, end_color=fill)
-    sheet.freeze_panes = "A2"
-    for column, width in enumerate(WIDTHS, start=1):
-        sheet.column_dimensions[get_column_letter(column)].width = width
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    return sheet_bytes(build_ledger(session, config, today))
