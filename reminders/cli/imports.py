@@ -118,7 +118,8 @@ import_leaders = _table_import(
 def import_assignments(state: State, path: Path, replace_approved: bool) -> None:
     """导入任务分解表 Import task assignments (CSV or XLSX).
 
-    Columns: 序号|task, 责任领导|leader, 牵头单位|lead_unit, 配合单位|co_units, 完成时限|deadline.
+    Columns: 序号|task, 责任领导|leader, 牵头单位|lead_unit, 配合单位|co_units, 完成时限|deadline; optional
+    开始日期|start_date and 交办日期|assigned (needed by deadlines counted from it: 3个工作日内, 5日内).
     All or nothing: any bad row leaves the database as it was, and every bad row is reported at once (the first 50).
     A deadline the office moved by approving an extension is kept (and the conflict listed) unless
     --replace-approved is given.
@@ -130,6 +131,7 @@ def import_assignments(state: State, path: Path, replace_approved: bool) -> None
 
     with session_scope(state.engine()) as session:
         report = importer.import_assignments(session, path, replace_approved=replace_approved,
-                                             progress=progress_line(path.name))
+                                             progress=progress_line(path.name),
+                                             calendar=state.config.calendar.work_calendar)
     print_report(path.name, report)
     print_details(report)

@@ -6,6 +6,9 @@ is the office's decision: a table that still carries the old deadline does not u
 
 The optional 开始日期 column is where a task's 序时进度 starts (tracking.pace); a table without that column leaves
 the start dates already imported as they are, an empty cell in it clears one.
+
+The optional 交办日期 column is what a deadline counted from the assignment (3个工作日内, 5日内) counts from, in
+the working days of the `[calendar]` section; only the date it resolves to is stored, beside the phrase as given.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from reminders.intake.changes import ImportReport, Progress, Rows, change, fit, shown_deadline, skipped_rows
-from reminders.intake.deadlines import Deadline, DeadlineError, parse_deadline
+from reminders.intake.deadlines import Deadline, DeadlineError, NoAssignedDate, parse_deadline
 from reminders.intake.tables import Column, Table, TableError, TableRow, parse_day, read_table, split_list
 from reminders.store.bulk import Values, changed, delete_in, insert_rows, update_rows
 from reminders.store.models import Assignment, CoUnit, DeadlineChange, Leader, Plan, Task, Unit
 from reminders.store.plans import active_plan
+from reminders.workdays import WorkCalendar
 
 ASSIGNMENT_COLUMNS = (
     Column("task", ("序号", "任务序号", "task", "number")),
@@ -34,6 +38,7 @@ ASSIGNMENT_COLUMNS = (
     Column("co_units", ("配合单位", "co_units", "co-units", "co units"), required=False),
     Column("deadline", ("完成时限", "时限", "完成时间", "deadline"), required=False),
     Column("start_date", ("开始日期", "开始时间", "start_date", "start date", "start"), required=False),
+    Column("assigned", ("交办日期", "交办时间", "assigned", "assigned_date", "assigned date"), required=False),
 )
 SECTION_ROW = re.compile(r"^[一二三四五六七八九十]+[、.．]")  # a section heading row inside a breakdown table
 ASSIGNMENT_FIELDS = ("leader_id", "lead_unit_id", "deadline_text", "deadline", "deadline_kind", "start_date")
@@ -58,8 +63,9 @@ class _Names:
 
 
 def import_assignments(session: Session, path: Path, *, replace_approved: bool = False,
-                       progress: Progress | None = None) -> ImportReport:
-    """Assign tasks of the active plan; tasks the file does not name keep their assignment."""
+                       progress: Progress | None = None, calendar: WorkCalendar | None = None) -> ImportReport:
+    """Assign tasks of the active plan; tasks the file does not name keep their assignment. `calendar` (the
+    config's `[calendar]`; default: the Chinese calendar) counts `N个工作日内` from a row's 交办日期."""
     plan = active_plan(session)
     table = read_table(path, ASSIGNMENT_COLUMNS, collect=True)
     if "lead_unit" not in table.headers and "units" not in table.headers:
@@ -73,7 +79,7 @@ def import_assignments(session: Session, path: Path, *, replace_approved: bool =
     units = {row.name: row for row in session.execute(select(Unit.name, Unit.id, Unit.leader_name))}
     names = _Names(units,
                    {name: id_ for name, id_ in session.execute(select(Leader.name, Leader.id))})
-    rows = _assignment_rows(table, plan, tasks, names, progress)  # every row checked before any write
+    rows = _assignment_rows(table, plan, tasks, names, progress, calendar)  # every row checked before any write
     co_before: dict[int, list[int]] = {}
     for assignment_id, unit_id in session.execute(
         select(CoUnit.assignment_id, CoUnit.unit_id).join(Assignment).join(Task)
@@ -170,12 +176,12 @@ def _shown_day(day: date | None) -> str:
     return day.isoformat() if day else ""
 
 
-def _assignment_rows(table: Table, plan: Plan, tasks: Mapping[str, Any], names: _Names,
-                     progress: Progress | None) -> list[tuple[str, Values, list[int]]]:
+def _assignment_rows(table: Table, plan: Plan, tasks: Mapping[str, Any], names: _Names, progress: Progress | None,
+                     calendar: WorkCalendar | None) -> list[tuple[str, Values, list[int]]]:
     """Each row of the table as (task number, the assignment's columns, its co-units' ids in order); every bad row
     is reported at once."""
     year = plan.year or datetime.now(UTC).year
-    deadlines: dict[str, Deadline] = {}
+    deadlines: dict[tuple[str, date | None], Deadline] = {}  # by phrase and 交办日期
     rows: list[tuple[str, Values, list[int]]] = []
     seen: dict[str, int] = {}
     checked = Rows(table, progress)
@@ -215,11 +221,22 @@ def _assignment_rows(table: Table, plan: Plan, tasks: Mapping[str, Any], names: 
         with checked.guard():
             if leader_name and leader_name not in names.leaders:
                 raise table.error(row, "leader", f"未知的领导 “{leader_name}” (unknown leader)")
-        phrase = v.get("deadline", "")
+        assigned: date | None = None
         with checked.guard():
-            if phrase not in deadlines:
+            if v.get("assigned"):
                 try:
-                    deadlines[phrase] = parse_deadline(phrase, year)
+                    assigned = parse_day(v["assigned"], year)
+                except ValueError as exc:
+                    raise table.error(row, "assigned", str(exc)) from None
+        phrase = v.get("deadline", "")
+        key = (phrase, assigned)
+        with checked.guard():
+            if key not in deadlines and (assigned is not None or not v.get("assigned")):  # not after a bad 交办日期
+                try:
+                    deadlines[key] = parse_deadline(phrase, year, assigned, calendar)
+                except NoAssignedDate as exc:  # the empty 交办日期 cell, else the phrase that needs the column
+                    raise table.error(row, "assigned" if "assigned" in table.headers else "deadline",
+                                      str(exc)) from None
                 except DeadlineError as exc:
                     raise table.error(row, "deadline", str(exc)) from None
         start: date | None = None
@@ -229,13 +246,13 @@ def _assignment_rows(table: Table, plan: Plan, tasks: Mapping[str, Any], names: 
                     start = parse_day(v["start_date"], year)
                 except ValueError as exc:
                     raise table.error(row, "start_date", str(exc)) from None
-                due = deadlines[phrase].due if phrase in deadlines else None
+                due = deadlines[key].due if key in deadlines else None
                 if due is not None and start > due:
                     raise table.error(row, "start_date", f"开始日期 {start.isoformat()} 晚于完成时限 "
                                       f"{due.isoformat()} (the start date is after the deadline)")
         if len(checked.errors) > found or lead is None:
             continue
-        deadline = deadlines[phrase]
+        deadline = deadlines[key]
         values: Values = {
             "leader_id": names.leaders[leader_name] if leader_name else None, "lead_unit_id": lead.id,
             "deadline_text": deadline.text, "deadline": deadline.due, "deadline_kind": deadline.kind,

@@ -6,7 +6,7 @@ import calendar
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 from reminders.errors import ReminderError
@@ -42,7 +42,10 @@ _HALF = re.compile(_Y + r"(?P<h>[上下])半年(?:末|底)?")
 _QUARTER = re.compile(_Y + r"第?(?P<q>[1-4])季度?(?:末|底)?")
 _YEAR = re.compile(r"(?P<y>\d{4})年(?:底|末|内|度|度内)?")
 # 3个工作日内, 交办后三个工作日内完成, 自交办之日起5个工作日内, 收到后2个工作日以内: counted from the 交办 date.
-_WORKDAYS = re.compile(r"(?:自?交办(?:之日)?[起后]|收到(?:通知)?后)?(?P<n>\d+)个?工作日(?:以?内)?")
+_FROM_ASSIGNED = r"(?:自?交办(?:之日)?[起后]|收到(?:通知)?后)?"
+_WORKDAYS = re.compile(_FROM_ASSIGNED + r"(?P<n>\d+)个?工作日(?:以?内)?")
+# 5日内, 交办后5天内, 10个自然日内: calendar days from the 交办 date. 内 is required: "5日前" alone is a day of a month.
+_DAYS = re.compile(_FROM_ASSIGNED + r"(?P<n>\d+)(?:日|天|个?自然日|个?日历日)以?内")
 _MOST_WORKDAYS = 366
 
 _INLINE_DATE = r"(?:\d{4}年)?\d{1,2}月(?:\d{1,2}[日号]|上旬|中旬|下旬|份)?"
@@ -62,6 +65,10 @@ class Deadline:
 
 class DeadlineError(ReminderError, ValueError):
     pass
+
+
+class NoAssignedDate(DeadlineError):
+    """A phrase counted from the 交办 date (3个工作日内, 5日内) without one."""
 
 
 def normalise(phrase: str) -> str:
@@ -137,13 +144,16 @@ def _dates(s: str, year: int, text: str) -> list[date]:
 def parse_deadline(phrase: str, year: int, assigned: date | None = None,
                    calendar: WorkCalendar | None = None) -> Deadline:
     """The phrase as a Deadline; `year` completes dates without one. `N个工作日内` needs the 交办 date `assigned`
-    and counts working days of `calendar` (default: the Chinese calendar with 调休) after it."""
+    and counts working days of `calendar` (default: the Chinese calendar with 调休) after it; `N日内` / `N天内`
+    needs it too and counts calendar days."""
     text = phrase.strip()
     s = _strip(normalise(text))
     if not s:
         return Deadline("inferred", date(year, 12, 31), text)
     if m := _WORKDAYS.fullmatch(s):
         return _in_workdays(int(m["n"]), text, assigned, calendar or DEFAULT)
+    if m := _DAYS.fullmatch(s):
+        return _in_days(int(m["n"]), text, assigned)
     if s in _ONGOING:
         return Deadline("ongoing", None, text)
     if m := _RECURRING.fullmatch(s):
@@ -155,14 +165,25 @@ def parse_deadline(phrase: str, year: int, assigned: date | None = None,
 
 
 def _in_workdays(n: int, text: str, assigned: date | None, calendar: WorkCalendar) -> Deadline:
+    return Deadline("date", calendar.add_workdays(_counted_from(n, text, assigned, "按工作日", "in working days"),
+                                                  n), text)
+
+
+def _in_days(n: int, text: str, assigned: date | None) -> Deadline:
+    return Deadline("date", _counted_from(n, text, assigned, "按日历天数", "in calendar days") + timedelta(days=n),
+                    text)
+
+
+def _counted_from(n: int, text: str, assigned: date | None, how: str, how_en: str) -> date:
+    """The 交办 date a count of `n` days starts from; the day of the assignment itself is not counted."""
     if not 1 <= n <= _MOST_WORKDAYS:
-        raise DeadlineError(f"完成时限 “{text}” 的工作日数应在 1–{_MOST_WORKDAYS} 之间 "
-                            f"(the number of working days must be 1–{_MOST_WORKDAYS})")
+        raise DeadlineError(f"完成时限 “{text}” 的天数应在 1–{_MOST_WORKDAYS} 之间 "
+                            f"(the number of days must be 1–{_MOST_WORKDAYS})")
     if assigned is None:
-        raise DeadlineError(f"完成时限 “{text}” 从交办日期起按工作日计算，但缺少交办日期；请写明具体日期，如 6月30日前 "
-                            "(counted in working days from the assignment date, which is missing: "
-                            "give a date instead)")
-    return Deadline("date", calendar.add_workdays(assigned, n), text)
+        raise NoAssignedDate(f"完成时限 “{text}” 从交办日期起{how}计算，但缺少交办日期；请在“交办日期”列填写，"
+                            f"或写明具体日期，如 6月30日前 (counted {how_en} from the assignment date, which is "
+                            "missing: fill in a 交办日期 column or give a date instead)")
+    return assigned
 
 
 def find_deadline(text: str) -> str | None:
