@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session
 
 from reminders.config import Config, ConfigError
 from reminders.config_values import cron_trigger
-from reminders.mail.context import DigestContext, Office, ReceiptContext, ReminderContext, UnitNotReported
+from reminders.mail.context import DigestContext, Office, ReceiptContext, ReminderContext, UnitNotReported, mail_line
 from reminders.store.models import Leader, Unit
 from reminders.store.plans import active_plan
 from reminders.tracking import links
 from reminders.tracking.cycles import CycleError, parse_cycle, report_by
 from reminders.tracking.status import PlanStatus, TaskLine, awaiting_report, load_plan, load_status
 from reminders.vocabulary import SETTLED, STATES, Kind, TaskState
+from reminders.workdays import WorkCalendar
 
 KINDS: tuple[Kind, ...] = ("reminder", "digest")  # what `send --kind all` builds
 SCHEDULED: tuple[Kind, ...] = ("reminder", "digest", "chase")  # the daemon's cron jobs ([schedule] <kind>s / chase)
@@ -95,7 +96,8 @@ def iter_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind,
         day = as_of or fire_time(config, cycle, kind).date()
         status = load_status(session, loaded, day, config.schedule.due_soon_days, config.ladder.lag_points)
         if kind == "digest":
-            yield from _digests(status, units, leaders, cycle, report_by(config, cycle), office)
+            yield from _digests(status, units, leaders, cycle, report_by(config, cycle), office,
+                                config.calendar.work_calendar)
         else:
             yield from _reminders(config, status, units, cycle, office, chase=kind == "chase")
 
@@ -122,29 +124,27 @@ def _reminders(config: Config, status: PlanStatus, units: Sequence[Unit], cycle:
             for unit_id in status.co_unit_ids[line.number]:
                 owned.setdefault(unit_id, []).append((line, "co"))
     by = report_by(config, cycle)
+    work = config.calendar.work_calendar
     for unit in units:
         tasks = owned.pop(unit.id, None)
         if tasks:
             context = ReminderContext(unit.name, unit.contact, cycle, status.as_of, by, office,
-                                      tuple(_with_role(line, role) for line, role in tasks),
+                                      tuple(mail_line(line, work, status.as_of, role) for line, role in tasks),
                                       unit_link(config, unit.id, cycle))
             yield Draft("chase" if chase else "reminder", cycle, f"unit:{unit.id}", unit.name,
                         tuple(unit.addresses), context)
 
 
-def _with_role(line: TaskLine, role: Literal["lead", "co"]) -> TaskLine:
-    return replace(line, role=role)
-
-
 def _digests(status: PlanStatus, units: Sequence[Unit], leaders: Sequence[Leader], cycle: str, by: date,
-             office: Office) -> Iterator[Draft]:
+             office: Office, work: WorkCalendar) -> Iterator[Draft]:
     unit_names = {unit.id: unit.name for unit in units}
     by_leader: dict[str | None, list[TaskLine]] = {}
-    for line in status.lines:
+    every: list[TaskLine] = [mail_line(line, work, status.as_of) for line in status.lines]
+    for line in every:
         by_leader.setdefault(line.leader, []).append(line)
     for leader in leaders:
         scope: Literal["own", "all"] = "all" if leader.scope == "all" else "own"
-        lines = list(status.lines) if scope == "all" else by_leader.get(leader.name, [])
+        lines = every if scope == "all" else by_leader.get(leader.name, [])
         if not lines:
             continue
         counts = dict.fromkeys(STATES, 0)

@@ -5,12 +5,13 @@ The composer builds these from the database; templates read them and never touch
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Literal
 
 from reminders.tracking.status import TaskLine
-from reminders.vocabulary import ReportStatus, TaskState
+from reminders.vocabulary import SETTLED, ReportStatus, TaskState
+from reminders.workdays import WorkCalendar
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,27 @@ class Office:
     email: str
     contact: str = ""
     phone: str = ""
+
+
+@dataclass(frozen=True)
+class MailLine(TaskLine):
+    """A task line as a mail shows it: beside the calendar days left, the working days left (剩余 12 天（9 个工作日）),
+    counted on the `[calendar]` working days the way a deadline phrase `N个工作日内` is."""
+
+    workdays_left: int | None = None  # None without a deadline, when settled, or when the deadline is past
+
+
+def mail_line(line: TaskLine, work: WorkCalendar, as_of: date,
+              role: Literal["lead", "co"] | None = None) -> MailLine:
+    """`line` with its working days left from `as_of` (today not counted, the deadline counted) and, if given, the
+    addressed unit's role."""
+    values = {f.name: getattr(line, f.name) for f in fields(line) if f.name != "workdays_left"}
+    if role is not None:
+        values["role"] = role
+    left = None
+    if line.deadline is not None and line.state not in SETTLED and line.deadline > as_of:
+        left = work.workdays_between(as_of, line.deadline)
+    return MailLine(**values, workdays_left=left)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from datetime import date
 from reminders.config import Config
 from reminders.errors import ReminderError
 from reminders.store.models import Plan
+from reminders.workdays import WorkCalendar
 
 
 class CycleError(ReminderError, ValueError):
@@ -35,9 +36,17 @@ def day_in_cycle(cycle: str, today: date) -> date:
 
 
 def report_by(config: Config, cycle: str) -> date:
-    """The day units report by in the cycle: `[schedule] report_day`, or the month's last day if it is shorter."""
+    """The day units report by in the cycle (请于…前报送): `[schedule] report_day` on the `[calendar]` working days.
+    Reminders, digests, the chase and the report form all take it from here, so they name the same day."""
     year, month = parse_cycle(cycle)
-    return date(year, month, min(config.schedule.report_day, calendar.monthrange(year, month)[1]))
+    return report_day_in(year, month, config.schedule.report_day, config.calendar.work_calendar)
+
+
+def report_day_in(year: int, month: int, report_day: int, work: WorkCalendar) -> date:
+    """`report_day` of the month (its last day if the month is shorter), moved to the next working day when it is
+    not one: report_day 1 of 2021-10 falls in 国庆 and becomes 2021-10-08. A day late in the month may so move into
+    the next month; a unit is never asked to report on a day the office is closed."""
+    return work.next_workday(date(year, month, min(report_day, calendar.monthrange(year, month)[1])))
 
 
 class OutsidePlanYear(CycleError):
