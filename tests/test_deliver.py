@@ -18,6 +18,7 @@ import aiosmtplib
 import pytest
 
 from reminders.delivery.maildir import deliver_maildir
+from reminders.delivery.pacing import Throttle
 from reminders.delivery.smtp import (
     BREAKER,
     DeliveryError,
@@ -26,7 +27,6 @@ from reminders.delivery.smtp import (
     RelayUnreachable,
     SmtpSettings,
     _deliver_smtp,
-    _Throttle,
     deliver_smtp,
 )
 from tests.smtpserver import RecordingServer, free_port, self_signed_context
@@ -258,7 +258,7 @@ def test_it_throttles_transmissions_in_any_sliding_window(server: RecordingServe
     assert min(relay_spans) >= window * 0.8, relay_spans
 
 
-class _RecordingThrottle(_Throttle):
+class _RecordingThrottle(Throttle):
     """The run's throttle, keeping the moment of every admission it granted."""
 
     def __init__(self, limit: int, window: float) -> None:

@@ -153,13 +153,19 @@ def test_it_previews_every_message_that_can_be_built_and_names_the_others(
     assert result.output.splitlines()[-1].startswith(f"  digest 王建国 <{LOOK_ALIKE}>: {BUILD_FAILED}")
 
 
-def test_it_keeps_the_report_when_its_receipt_cannot_be_built(env: Env) -> None:
+def _report_with_an_unbuildable_receipt(env: Env) -> list[int]:
+    """信息中心 reports with an address no receipt can be built for; returns the reports' ids."""
     _set_unit_address(env, "信息中心", NON_ASCII_LOCAL)
     unit_id = env.unit_id("信息中心")
     with session_scope(env.engine) as session:
         ids = submit(session, env.config, unit_id, "2021-06", [Answer("13", "平台已上线", 60, "progress")],
                      date(2021, 6, 22))
         dispatch.queue_receipt(session, env.config, unit_id, "2021-06", ids)
+    return ids
+
+
+def test_it_keeps_the_report_when_its_receipt_cannot_be_built(env: Env) -> None:
+    ids = _report_with_an_unbuildable_receipt(env)
 
     with session_scope(env.engine) as session:
         notes = list(session.scalars(select(ProgressReport.note).where(ProgressReport.id.in_(ids))))
@@ -172,12 +178,7 @@ def test_it_keeps_the_report_when_its_receipt_cannot_be_built(env: Env) -> None:
 
 
 def test_it_refuses_to_requeue_a_receipt_that_was_never_built(loaded: Cli, env: Env) -> None:
-    _set_unit_address(env, "信息中心", NON_ASCII_LOCAL)
-    unit_id = env.unit_id("信息中心")
-    with session_scope(env.engine) as session:
-        ids = submit(session, env.config, unit_id, "2021-06", [Answer("13", "平台已上线", 60, "progress")],
-                     date(2021, 6, 22))
-        dispatch.queue_receipt(session, env.config, unit_id, "2021-06", ids)
+    _report_with_an_unbuildable_receipt(env)
     [receipt] = _rows(env)
 
     refused = loaded("outbox", "retry", str(receipt.id), ok=False)

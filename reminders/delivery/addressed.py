@@ -71,9 +71,12 @@ def refusals(deliveries: Deliveries) -> str:
     return "; ".join(f"{address}: {answer}" for address, (fate, answer) in deliveries.items() if fate == "failed")
 
 
-def accepted_any(outcome: Outcome, tried: Sequence[str]) -> bool:
-    failed = {address for address, _ in (*outcome.refused, *outcome.deferred)}
-    return outcome.sent and any(address not in failed for address in tried)
+def reached(outcome: Outcome, tried: Sequence[str]) -> list[str]:
+    """The addresses of `tried` this attempt reached: all but those refused or put off; none when not sent."""
+    if not outcome.sent:
+        return []
+    missed = {address for address, _ in (*outcome.refused, *outcome.deferred)}
+    return [address for address in tried if address not in missed]
 
 
 def each(addresses: Sequence[str], deliveries: Deliveries, state: str, last_error: str | None) -> list[

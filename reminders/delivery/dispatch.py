@@ -21,7 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from reminders.config import Config, Smtp
-from reminders.delivery import outbox
+from reminders.delivery import addressed, outbox
 from reminders.delivery.building import Interrupted, build_each, check_templates
 from reminders.delivery.maildir import deliver_maildir
 from reminders.delivery.smtp import (
@@ -313,10 +313,9 @@ def _deliver(engine: Engine, config: Config, cycle: str | None, kinds: Sequence[
 
 def _delivered(outcome: Outcome, item: outbox.Claimed | None) -> list[str]:
     """The addresses this attempt reached, when others were refused or put off."""
-    if item is None or not outcome.sent or not (outcome.refused or outcome.deferred):
+    if item is None or not (outcome.refused or outcome.deferred):
         return []
-    missed = {address for address, _ in (*outcome.refused, *outcome.deferred)}
-    return [address for address in item.envelope.recipients if address not in missed]
+    return addressed.reached(outcome, item.envelope.recipients)
 
 
 def claim_batch(config: Config) -> int:

@@ -239,7 +239,7 @@ def settle(engine: Engine, outcome: Outcome, claimed: Claimed | None = None,
     state, error = addressed.state_after(outcome, merged), outcome.error
     if state == "failed" and outcome.sent and not outcome.refused:
         error = addressed.refusals(merged)  # the rest took it now: an address refused earlier still stands
-    if outcome.sent and (addressed.accepted_any(outcome, tried) or claimed is None):
+    if outcome.sent and (addressed.reached(outcome, tried) or claimed is None):
         values["sent_at"] = func.coalesce(OutboxMessage.sent_at, now)
     if state == "pending":
         first = (claimed.first_failed_at if claimed else None) or now

@@ -60,7 +60,6 @@ class Outcome:
 Claim = Callable[[], Envelope | None]
 Settle = Callable[[Outcome], None]
 Tell = Callable[[str], None]
-_Throttle = Throttle  # the name the transport's tests know
 
 # Rate answers in a row, each at a pace already lowered (the refusals of one burst over several connections count
 # once), with nothing delivered between them, after which a run stops slowing down and stops.
