@@ -10,7 +10,7 @@ from datetime import datetime
 import aiosmtplib
 
 from reminders.config import Config
-from reminders.mail.compose import Draft
+from reminders.mail.draft import Draft
 from reminders.mail.message import render_draft
 from reminders.mail.render import Renderer
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reminders.addresses import stored_domain
 from reminders.config_calendar import Calendar, CalendarValueError, parse_calendar
+from reminders.config_ladder import Ladder, LadderValueError, parse_ladder
 from reminders.config_values import cron_trigger, parse_duration, valid_helo_name
 from reminders.errors import ReminderError
 
@@ -49,6 +50,12 @@ class Mail:
     language: str = "zh_CN"
     templates: Path | None = None
     message_id_domain: str | None = None
+    address_form: str = "你单位"  # how a reminder addresses the unit: 你处 / 你单位 / 贵单位
+
+
+@dataclass(frozen=True)
+class Digest:
+    attach_ledger: bool = True  # leaders whose scope is 全部 get the 工作台账 XLSX attached
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,8 @@ class Schedule:
     report_day: int = 25
     due_soon_days: int = 7
     misfire_grace: str = "3d"  # a duration: "90m", "12h", "3d"
+    shift: str = "next"  # a run falling on a non-working day moves to the next / previous working day, or "none"
+    headsup: str = "0 9 * * *"  # the daily 临期提醒 job
 
     @property
     def grace(self) -> timedelta:
@@ -106,13 +115,6 @@ class Schedule:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-
-@dataclass(frozen=True)
-class Ladder:
-    """How the office escalates; `lag_points`: how many points behind 序时进度 a task is 滞后 (tracking.pace)."""
-
-    lag_points: int = 20
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,8 @@ class Config:
     smtp: Smtp = field(default_factory=Smtp)
     schedule: Schedule = field(default_factory=Schedule)
     web: Web = field(default_factory=Web)
-    ladder: Ladder = field(default_factory=Ladder)
+    digest: Digest = field(default_factory=Digest)
+    ladder: Ladder = field(default_factory=Ladder)  # config_ladder.py
     calendar: Calendar = field(default_factory=Calendar)  # config_calendar.py
 
     def from_address(self) -> str:
@@ -168,12 +171,14 @@ class Config:
 
 _SECTIONS: dict[str, type] = {
     "office": Office, "mail": Mail, "delivery": Delivery, "smtp": Smtp, "schedule": Schedule, "web": Web,
-    "ladder": Ladder,
+    "digest": Digest,
 }
 _CHOICES = {
     "delivery.transport": ("smtp", "maildir"),
     "mail.language": ("zh_CN", "en"),
     "smtp.security": ("none", "starttls", "tls"),
+    "schedule.shift": ("next", "previous", "none"),
+    "mail.address_form": ("你处", "你单位", "贵单位"),
 }
 _PATHS = {"delivery.maildir", "mail.templates", "smtp.ca_file"}
 # Control characters, and the line and paragraph separators: anything str.splitlines() breaks on, which could start
@@ -218,7 +223,7 @@ def load(explicit: str | None = None) -> Config:
 
 def parse(data: dict[str, Any], path: str, base: Path) -> Config:
     """Validate a TOML mapping; relative paths and SQLite files are taken relative to `base`."""
-    unknown = set(data) - set(_SECTIONS) - {"database", "calendar"}
+    unknown = set(data) - set(_SECTIONS) - {"database", "calendar", "ladder"}
     if unknown:
         raise ConfigError(path, sorted(unknown)[0], "未知的配置节 (unknown section)")
     database = dict(_table(data, "database", path))
@@ -232,9 +237,11 @@ def parse(data: dict[str, Any], path: str, base: Path) -> Config:
     _resolve_addresses(sections, "sender_name" in _table(data, "smtp", path), path)
     try:
         calendar = parse_calendar(_table(data, "calendar", path))
-    except CalendarValueError as exc:
+        ladder = parse_ladder(_table(data, "ladder", path))
+    except (CalendarValueError, LadderValueError) as exc:
         raise ConfigError(path, exc.key, exc.message) from None
-    config = Config(path=path, database_url=_anchor_sqlite(url, base), calendar=calendar, **sections)
+    config = Config(path=path, database_url=_anchor_sqlite(url, base), calendar=calendar, ladder=ladder,
+                    **sections)
     _check(config)
     return config
 
@@ -348,7 +355,7 @@ def _check(config: Config) -> None:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         message = f"未知时区 {schedule.timezone!r} (unknown IANA time zone)"
         raise ConfigError(path, "schedule.timezone", message) from None
-    for key in ("reminders", "digests", "chase"):
+    for key in ("reminders", "digests", "chase", "headsup"):
         expression = getattr(schedule, key)
         try:
             cron_trigger(expression, schedule.timezone)
@@ -358,8 +365,6 @@ def _check(config: Config) -> None:
         raise ConfigError(path, "schedule.report_day", "应在 1–31 之间 (expected 1–31)")
     if schedule.due_soon_days < 0:
         raise ConfigError(path, "schedule.due_soon_days", "不能为负数 (must not be negative)")
-    if not 0 <= config.ladder.lag_points <= 100:
-        raise ConfigError(path, "ladder.lag_points", "应在 0–100 之间 (expected 0–100 percentage points)")
     for key, text, least, most in (("schedule.misfire_grace", schedule.misfire_grace, "0s", None),
                                    ("delivery.retry_every", config.delivery.retry_every, "10s", None),
                                    ("delivery.give_up_after", config.delivery.give_up_after, "0s", None),

@@ -98,11 +98,21 @@ REPORT_SOURCE_LABELS: dict[Language, dict[str, str]] = {
 }
 
 # The messages the product sends.
-Kind = Literal["reminder", "digest", "chase", "receipt"]
-KINDS: tuple[Kind, ...] = ("reminder", "digest", "chase", "receipt")
+Kind = Literal["reminder", "digest", "chase", "receipt", "headsup", "escalation"]
+KINDS: tuple[Kind, ...] = ("reminder", "digest", "chase", "receipt", "headsup", "escalation")
 KIND_LABELS: dict[Language, dict[str, str]] = {
-    "zh_CN": {"reminder": "提醒", "digest": "汇总", "chase": "催报", "receipt": "回执"},
-    "en": {"reminder": "reminder", "digest": "digest", "chase": "chase", "receipt": "receipt"},
+    "zh_CN": {"reminder": "提醒", "digest": "汇总", "chase": "催报", "receipt": "回执", "headsup": "临期提醒",
+              "escalation": "督办通知"},
+    "en": {"reminder": "reminder", "digest": "digest", "chase": "chase", "receipt": "receipt",
+           "headsup": "heads-up", "escalation": "supervision notice"},
+}
+
+# The rungs of the 督办 ladder (DOMAIN.md §5–§8), each step recorded in ladder_steps (tracking.steps).
+Rung = Literal[0, 1, 2, 3]
+RUNG_HEADSUP, RUNG_CHASE, RUNG_NOTICE, RUNG_BULLETIN = 0, 1, 2, 3
+RUNG_LABELS: dict[Language, dict[int, str]] = {
+    "zh_CN": {0: "临期提醒", 1: "催办", 2: "督办通知", 3: "通报"},
+    "en": {0: "heads-up", 1: "chase", 2: "supervision notice", 3: "bulletin"},
 }
 
 # A message's life in the outbox.

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from reminders import config as config_module
 from reminders.config import Config, ConfigError
-from reminders.mail.compose import Draft, office_of
 from reminders.mail.context import ReceiptContext, ReceiptLine, ReminderContext
+from reminders.mail.draft import Draft, office_of
 from reminders.mail.message import render_draft, renderer_for
 from tests.test_mime import CJK
 from tests.test_render import LATE, SOON

@@ -14,7 +14,7 @@ from jinja2 import TemplateError
 from reminders.config import Config
 from reminders.delivery.outbox import Unbuilt
 from reminders.errors import ReminderError
-from reminders.mail.compose import Draft
+from reminders.mail.draft import Draft
 from reminders.mail.message import OutgoingMessage, render_draft
 from reminders.mail.render import Renderer
 from reminders.vocabulary import Kind

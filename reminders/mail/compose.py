@@ -3,38 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reminders.config import Config, ConfigError
+from reminders.config import Config
 from reminders.config_values import cron_trigger
-from reminders.mail.context import DigestContext, Office, ReceiptContext, ReminderContext, UnitNotReported, mail_line
+from reminders.mail.context import DigestContext, Office, ReminderContext, UnitNotReported, mail_line
+from reminders.mail.draft import Draft, office_of, unit_link
 from reminders.store.models import Leader, Unit
 from reminders.store.plans import active_plan
-from reminders.tracking import links
 from reminders.tracking.cycles import CycleError, parse_cycle, report_by
 from reminders.tracking.status import PlanStatus, TaskLine, awaiting_report, load_plan, load_status
 from reminders.vocabulary import SETTLED, STATES, Kind, TaskState
 from reminders.workdays import WorkCalendar
 
-KINDS: tuple[Kind, ...] = ("reminder", "digest")  # what `send --kind all` builds
-SCHEDULED: tuple[Kind, ...] = ("reminder", "digest", "chase")  # the daemon's cron jobs ([schedule] <kind>s / chase)
-BUILT: tuple[Kind, ...] = SCHEDULED  # built from the plan's status; receipts are recorded when a unit submits
+KINDS: tuple[Kind, ...] = ("reminder", "escalation", "digest")  # what `send --kind all` builds
+SCHEDULED: tuple[Kind, ...] = ("reminder", "digest", "chase")  # the daemon's monthly cron jobs
+# Built from the plan's status; receipts are recorded when a unit submits. A 督办通知 (escalation) goes out with the
+# month's reminders, on their day; a 临期提醒 (headsup) on the day `[schedule] headsup` runs.
+BUILT: tuple[Kind, ...] = ("reminder", "digest", "chase", "escalation", "headsup")
 LIST_LIMIT = 100  # a digest names at most this many overdue tasks, due-soon tasks and silent units; counts are whole
-
-
-@dataclass(frozen=True)
-class Draft:
-    kind: Kind
-    cycle: str
-    recipient_key: str  # "unit:3" / "leader:2": stable, so a cycle is recorded once per recipient
-    recipient_name: str
-    addresses: tuple[str, ...]
-    context: ReminderContext | DigestContext | ReceiptContext
 
 
 def fire_time(config: Config, cycle: str, kind: Kind) -> datetime:
@@ -50,7 +41,8 @@ def fire_time(config: Config, cycle: str, kind: Kind) -> datetime:
     return fire
 
 
-_KEYS = {"reminder": "reminders", "digest": "digests", "chase": "chase"}
+_KEYS = {"reminder": "reminders", "digest": "digests", "chase": "chase", "escalation": "reminders",
+         "headsup": "headsup"}
 
 
 def cron_of(config: Config, kind: Kind) -> str:
@@ -58,23 +50,6 @@ def cron_of(config: Config, kind: Kind) -> str:
     if kind not in _KEYS:
         raise CycleError(f"“{kind}” 不是定时发送的类别 (not a scheduled kind)")
     return str(getattr(config.schedule, _KEYS[kind]))
-
-
-def office_of(config: Config) -> Office:
-    """The office as the footer of every mail shows it."""
-    office = config.office
-    return Office(office.name, office.email, office.contact, office.phone)
-
-
-def unit_link(config: Config, unit_id: int, cycle: str) -> str | None:
-    """The unit's signed report link for the cycle, or None while no web secret is configured."""
-    secret = config.web_secret()
-    if secret is None:
-        return None
-    if problem := links.secret_problem(secret):  # a link `serve` would refuse to honour, from a guessable key
-        raise ConfigError(config.path, "web.secret_env", problem)
-    token = links.make_token(secret, unit_id, cycle, links.expiry(cycle, config.web.link_days))
-    return links.report_url(config.web.base_url, token)
 
 
 def build_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind, ...],
@@ -98,6 +73,14 @@ def iter_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind,
         if kind == "digest":
             yield from _digests(status, units, leaders, cycle, report_by(config, cycle), office,
                                 config.calendar.work_calendar)
+        elif kind == "escalation":
+            from reminders.mail.escalation import escalation_drafts
+
+            yield from escalation_drafts(session, config, status, units, leaders, cycle, office)
+        elif kind == "headsup":
+            from reminders.mail.headsup import headsup_drafts
+
+            yield from headsup_drafts(session, config, status, units, cycle, office)
         else:
             yield from _reminders(config, status, units, cycle, office, chase=kind == "chase")
 

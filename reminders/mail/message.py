@@ -11,8 +11,8 @@ from pathlib import Path
 from jinja2 import TemplateError
 
 from reminders.config import Config, ConfigError
-from reminders.mail.compose import Draft, office_of
 from reminders.mail.context import ReminderContext
+from reminders.mail.draft import Draft, office_of
 from reminders.mail.mime import build_message, make_message_id
 from reminders.mail.render import Renderer
 from reminders.tracking.status import TaskLine

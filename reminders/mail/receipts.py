@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from reminders.config import Config
 from reminders.errors import ReminderError
-from reminders.mail.compose import Draft, office_of, unit_link
 from reminders.mail.context import ReceiptContext, ReceiptLine
+from reminders.mail.draft import Draft, office_of, unit_link
 from reminders.store.models import ProgressReport, Task, Unit
 from reminders.vocabulary import ReportStatus
 

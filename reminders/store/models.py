@@ -180,6 +180,24 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class LadderStep(Base):
+    """One step of the 督办 ladder taken for a unit (and, but for a 通报, a task): a 临期提醒, a 催办, a 督办通知
+    or a 通报, with why and the message that carried it. `step_key` is unique, so two senders record a step once."""
+
+    __tablename__ = "ladder_steps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    step_key: Mapped[str] = mapped_column(String(200), unique=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), index=True)
+    rung: Mapped[int] = mapped_column(Integer)  # vocabulary.RUNG_*
+    cycle: Mapped[str] = mapped_column(String(7), index=True)
+    day: Mapped[date] = mapped_column(Date)  # the day the step was computed for
+    reason: Mapped[str] = mapped_column(Text, default="")
+    number: Mapped[str | None] = mapped_column(String(50))  # a 督办通知's 文号: 督办〔2021〕3号
+    message_id: Mapped[str | None] = mapped_column(String(250))  # the outbox message that carried it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class OutboxMessage(Base):
     """A message recorded before it is sent; (kind, cycle, recipient) is unique, so a cycle is built once."""
 

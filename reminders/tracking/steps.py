@@ -1,0 +1,42 @@
+"""The 督办 ladder's steps as records (ladder_steps): written in the transaction that records the message carrying
+them, so a step and its message are recorded together or not at all, and read back for the task's history, the
+ledger and `reminders ladder`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from reminders.store.models import LadderStep
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step a message takes; `key` is unique across the database (e.g. "headsup:task:12:2021-06-30:5"), so a
+    step recorded once is never recorded again, whichever sender gets there first."""
+
+    key: str
+    unit_id: int
+    task_id: int | None
+    rung: int  # vocabulary.RUNG_*
+    cycle: str
+    day: date
+    reason: str
+    number: str | None = None
+
+
+def record_steps(session: Session, steps: Iterable[Step], message_id: str | None) -> int:
+    """Insert the steps not recorded yet, naming the message that carried them; returns how many were new."""
+    rows = [{"step_key": step.key, "unit_id": step.unit_id, "task_id": step.task_id, "rung": step.rung,
+             "cycle": step.cycle, "day": step.day, "reason": step.reason, "number": step.number,
+             "message_id": message_id, "created_at": datetime.now(UTC)} for step in steps]
+    if not rows:
+        return 0
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement: Any = dialect.insert(LadderStep).on_conflict_do_nothing().returning(LadderStep.id)
+    return len(session.execute(statement, rows).all())
