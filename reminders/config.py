@@ -23,6 +23,7 @@ from reminders.addresses import stored_domain
 from reminders.config_calendar import Calendar, CalendarValueError, parse_calendar
 from reminders.config_ladder import Ladder, LadderValueError, parse_ladder
 from reminders.config_values import cron_trigger, parse_duration, valid_helo_name
+from reminders.config_web import Web, web_problem
 from reminders.errors import ReminderError
 
 DEFAULT_PATH = "reminders.toml"
@@ -115,24 +116,6 @@ class Schedule:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-
-@dataclass(frozen=True)
-class Web:
-    """The `[web]` section: where the report form and the office dashboard are served, and the links' secret."""
-
-    base_url: str = "http://127.0.0.1:8025"
-    bind: str = "127.0.0.1"
-    port: int = 8025
-    secret_env: str = "REMINDERS_WEB_SECRET"  # the NAME of the environment variable holding the HMAC secret
-    link_days: int | None = None  # a unit's link expires this many days after its cycle's reminder; default: the
-    # end of the next cycle
-    receipt_window: str = "10m"  # a unit's receipt waits this long, taking in its further submissions, then is sent
-    submissions_per_hour: int = 6  # per unit and cycle (one link); beyond it the form answers 429
-
-    @property
-    def receipt_delay(self) -> timedelta:
-        return parse_duration(self.receipt_window)
 
 
 @dataclass(frozen=True)
@@ -383,7 +366,8 @@ def _check(config: Config) -> None:
     if smtp.connections < 1:
         raise ConfigError(path, "smtp.connections", "至少为 1 (at least 1)")
     _check_smtp_identity(path, smtp)
-    _check_web(config)
+    if problem := web_problem(config.web):
+        raise ConfigError(path, *problem)
     if config.delivery.transport == "smtp":
         for key, value in (("smtp.sender", smtp.sender), ("office.email", config.office.email)):
             if not value:
@@ -405,21 +389,3 @@ def _check_smtp_identity(path: str, smtp: Smtp) -> None:
                                                     f"(not a PEM file of CA certificates: {exc})") from None
         except OSError as exc:
             raise ConfigError(path, "smtp.ca_file", f"无法读取 {smtp.ca_file} (cannot read: {exc})") from None
-
-
-def _check_web(config: Config) -> None:
-    path, web = config.path, config.web
-    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", web.base_url):
-        message = f"应为 http(s):// 开头的地址 {web.base_url!r} (expected an http(s) URL)"
-        raise ConfigError(path, "web.base_url", message)
-    if not web.bind:
-        raise ConfigError(path, "web.bind", "不能为空 (must not be empty)")
-    if not 1 <= web.port <= 65535:
-        raise ConfigError(path, "web.port", "端口应在 1–65535 之间 (expected 1–65535)")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", web.secret_env):
-        message = f"不是环境变量名 {web.secret_env!r} (not an environment variable name)"
-        raise ConfigError(path, "web.secret_env", message)
-    if web.link_days is not None and not 1 <= web.link_days <= 366:
-        raise ConfigError(path, "web.link_days", "应在 1–366 之间 (expected 1–366 days)")
-    if not 1 <= web.submissions_per_hour <= 1000:
-        raise ConfigError(path, "web.submissions_per_hour", "应在 1–1000 之间 (expected 1–1000)")
