@@ -5,6 +5,11 @@ of `misfire_grace`, coalesces, runs one at a time, and a listener logs failures 
 start the daemon looks at the last fire time of each job: within the grace it catches the cycle up (sending is
 idempotent, so a cycle already sent sends nothing); beyond it, a cycle with nothing in the outbox is logged as missed
 with the command that sends it by hand.
+
+Each monthly job's trigger moves a fire that falls on a non-working day to a working day of its month
+(`[schedule] shift`, schedule_shift.ShiftedTrigger); the run keeps the cycle of the cron fire it came from. The daily
+临期提醒 job (`[schedule] headsup`) is not moved: on a non-working day it sends nothing, and the next working day's
+run sends the milestones reached meanwhile.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -27,13 +32,15 @@ from reminders.delivery import dispatch
 from reminders.delivery.outbox import FIRST_WAIT, LONGEST_WAIT
 from reminders.errors import ReminderError
 from reminders.mail.compose import SCHEDULED, cron_of
+from reminders.schedule_shift import ShiftedTrigger, describe, shifted_trigger
 from reminders.store.db import masked
 from reminders.store.models import OutboxMessage
 from reminders.store.plans import NoPlanError, active_plan
-from reminders.tracking.cycles import OutsidePlanYear, check_cycle_in_plan
-from reminders.vocabulary import Kind, shown_time
+from reminders.tracking.cycles import OutsidePlanYear, check_cycle_in_plan, cycle_of
+from reminders.vocabulary import KIND_LABELS, Kind, shown_time
 
 log = logging.getLogger("reminders.daemon")
+HEADSUP: Kind = "headsup"  # the daily job's kind and id
 
 
 @dataclass(frozen=True)
@@ -47,14 +54,29 @@ class Retry:
 def run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | None = None,
               retry: Retry = Retry(), stop: threading.Event | None = None,
               sending: threading.Lock | None = None) -> dispatch.SendResult | None:
-    with sending or threading.Lock():  # the retry job waits while a monthly run sends
-        return _run_cycle(config, engine, kind, fired_at, retry, stop)
-
-
-def _run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | None, retry: Retry,
-               stop: threading.Event | None) -> dispatch.SendResult | None:
+    """One job's run: `fired_at` is the (shifted) fire time it stands for; None for now, as a scheduled job runs."""
     when = (fired_at or datetime.now(config.schedule.tz)).astimezone(config.schedule.tz)
-    cycle = f"{when.year:04d}-{when.month:02d}"
+    if kind == HEADSUP and not config.calendar.work_calendar.is_workday(when.date()):
+        log.info("job headsup: %s 不是工作日，不发送临期提醒，下一个工作日补发 (not a working day: nothing sent; "
+                 "the next working day sends the milestones reached)", when.date().isoformat())
+        return None
+    with sending or threading.Lock():  # the retry job waits while a monthly run sends
+        return _run_cycle(config, engine, kind, when, run_cycle_of(config, kind, when), retry, stop)
+
+
+def run_cycle_of(config: Config, kind: Kind, when: datetime) -> str:
+    """The cycle a run at `when` sends: the day's own for the heads-up, else the month of the cron fire that was
+    moved to `when` (the month of `when` itself when no moved fire is at `when`, e.g. a run started late)."""
+    if kind == HEADSUP:
+        return cycle_of(when.date())
+    trigger = shifted_trigger(config, _expression(config, kind))
+    found = trigger.last_fire(when, config.schedule.grace)
+    origin = found[0] if found else when
+    return f"{origin.year:04d}-{origin.month:02d}"
+
+
+def _run_cycle(config: Config, engine: Engine, kind: Kind, when: datetime, cycle: str, retry: Retry,
+               stop: threading.Event | None) -> dispatch.SendResult | None:
     stop = stop or threading.Event()
     for attempt in range(1, retry.attempts + 1):
         log.info("job %s: cycle %s as of %s", kind, cycle, when.date().isoformat())
@@ -70,19 +92,26 @@ def _run_cycle(config: Config, engine: Engine, kind: Kind, fired_at: datetime | 
                       masked(config.database_url), attempt, retry.attempts, attempt, retry.attempts,
                       str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
             if attempt == retry.attempts or stop.wait(wait):
-                log.error("job %s: 放弃本次发送 %s，请手动发送 (giving up on cycle %s; send it by hand): "
-                          "reminders send --cycle %s --kind %ss", kind, cycle, cycle, cycle, kind)  # reminders…
+                log.error("job %s: 放弃本次发送 %s，请手动发送 (giving up on cycle %s; send it by hand): %s", kind,
+                          cycle, cycle, by_hand(kind, cycle, when))
                 return None
             continue
         # "will retry" last: the line reads as it did before messages could be put off, for whoever watches for it.
         log.info("job %s: cycle %s recorded %d, sent %d, skipped %d, failed %d, will retry %d", kind, cycle,
                  result.recorded, len(result.sent), result.skipped, len(result.failed), len(result.pending))
         if result.halted:  # the daemon's retry job sends the rest once the relay is back
-            log.warning("job %s: %s；守护进程稍后自动重试，或立即运行 (the daemon retries; or now): "
-                        "reminders send --cycle %s --kind %ss", kind, result.halted, cycle, kind)
+            log.warning("job %s: %s；守护进程稍后自动重试，或立即运行 (the daemon retries; or now): %s", kind,
+                        result.halted, by_hand(kind, cycle, when))
         report(kind, result, cycle, f"{kind}s")  # one message's fault never stops the job: each is logged
         return result
     return None
+
+
+def by_hand(kind: Kind, cycle: str, when: datetime) -> str:
+    """The command that sends a job's run by hand: a month's kind by its cycle, the heads-ups by their day."""
+    if kind == HEADSUP:
+        return f"reminders send --kind headsups --as-of {when.date().isoformat()}"
+    return f"reminders send --cycle {cycle} --kind {kind}s"  # reminders, digests, chases
 
 
 _told: set[tuple[str, bool]] = set()  # (plan title, ended): said once per process, not at every job
@@ -169,8 +198,10 @@ def report(job: str, result: dispatch.SendResult, cycle: str | None = None, kind
         # command names that message's own kind, since `--kind all` would send the month's other mails (its digests
         # before their day) and never a receipt or a chase.
         where, own = (cycle, kind) if cycle else (label.split(" ", 2)[0], f"{label.split(' ', 2)[1]}s")
-        log.warning("job %s: 待重试 will retry %s；立即重试 (to retry now): reminders send --cycle %s --kind %s", job,
-                    label, where, own)
+        # Heads-ups are sent by their day: today's run sends its own and every pending one of this month.
+        command = (by_hand(HEADSUP, where, datetime.now(UTC)) if own == "headsups"
+                   else f"reminders send --cycle {where} --kind {own}")
+        log.warning("job %s: 待重试 will retry %s；立即重试 (to retry now): %s", job, label, command)
     for label in result.failed:  # an error, as it always was: nothing sends a failed message by itself
         log.error("job %s: 失败 failed %s", job, label)
     if result.failed:
@@ -187,17 +218,21 @@ def _unreachable(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError | InterfaceError)
 
 
-def last_fire_times(config: Config, now: datetime) -> list[tuple[Kind, datetime]]:
-    """The latest fire time of each kind before `now`, looking back up to a year."""
+def last_fires(config: Config, now: datetime) -> list[tuple[Kind, datetime, str]]:
+    """The latest (shifted) fire time of each monthly kind before `now`, looking back up to a year, with the cycle
+    of the cron fire it was moved from."""
     found = []
     for kind in SCHEDULED:
-        trigger = cron_trigger(_expression(config, kind), config.schedule.timezone)
-        fire, last = trigger.get_next_fire_time(None, now - timedelta(days=366)), None
-        while fire is not None and fire <= now:
-            last, fire = fire, trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        last = shifted_trigger(config, _expression(config, kind)).last_fire(now)
         if last is not None:
-            found.append((kind, last))
+            fire, moved = last
+            found.append((kind, moved, f"{fire.year:04d}-{fire.month:02d}"))
     return found
+
+
+def last_fire_times(config: Config, now: datetime) -> list[tuple[Kind, datetime]]:
+    """The latest fire time of each kind before `now` (moved to a working day), looking back up to a year."""
+    return [(kind, moved) for kind, moved, _cycle in last_fires(config, now)]
 
 
 def missed_fire_times(config: Config, now: datetime) -> list[tuple[Kind, datetime]]:
@@ -207,6 +242,27 @@ def missed_fire_times(config: Config, now: datetime) -> list[tuple[Kind, datetim
 
 def _expression(config: Config, kind: Kind) -> str:
     return cron_of(config, kind)
+
+
+def job_triggers(config: Config) -> dict[Kind, Any]:
+    """Each job's trigger: the monthly kinds' moved to working days, the daily heads-up's plain cron."""
+    triggers: dict[Kind, Any] = {kind: shifted_trigger(config, _expression(config, kind)) for kind in SCHEDULED}
+    triggers[HEADSUP] = cron_trigger(config.schedule.headsup, config.schedule.timezone)
+    return triggers
+
+
+def _log_shifts(config: Config, triggers: dict[Kind, Any], now: datetime) -> None:
+    """Say which of the next monthly runs move off a non-working day, and where to."""
+    for kind, trigger in triggers.items():
+        if not isinstance(trigger, ShiftedTrigger):
+            continue
+        for fire, moved in trigger.fires(now):
+            if moved >= now:
+                cycle = f"{fire.year:04d}-{fire.month:02d}"
+                if said := describe(trigger, fire, f"{cycle} 的{KIND_LABELS['zh_CN'][kind]}",
+                                    f"{KIND_LABELS['en'][kind]}s of {cycle}"):
+                    log.info("%s", said)
+                break
 
 
 def _recorded(engine: Engine, kind: Kind, cycle: str) -> int:
@@ -226,11 +282,11 @@ def build_scheduler(config: Config, engine: Engine, stop: threading.Event | None
                       "misfire_grace_time": int(config.schedule.grace.total_seconds())},
     )
     sending = sending or threading.Lock()
-    triggers = {kind: cron_trigger(_expression(config, kind), config.schedule.timezone) for kind in SCHEDULED}
+    triggers = job_triggers(config)
     for kind, trigger in triggers.items():
         scheduler.add_job(run_cycle, trigger, args=(config, engine, kind), kwargs={"stop": stop, "sending": sending},
-                          id=kind,
-                          name=f"monthly {kind}s", replace_existing=True)
+                          id=kind, name="daily heads-ups" if kind == HEADSUP else f"monthly {kind}s",
+                          replace_existing=True)
     scheduler.add_job(Finisher(config, engine, sending, stop), "interval",
                       seconds=int(config.delivery.retry_interval.total_seconds()), id="retry",
                       name="pending messages", replace_existing=True)
@@ -239,8 +295,14 @@ def build_scheduler(config: Config, engine: Engine, stop: threading.Event | None
         if event.code == EVENT_JOB_ERROR:
             log.error("job %s failed: %r", event.job_id, event.exception, exc_info=event.exception)
         elif event.code == EVENT_JOB_MISSED:
-            log.error("job %s missed its run at %s; send it by hand: reminders send --cycle %s", event.job_id,
-                      event.scheduled_run_time, event.scheduled_run_time.strftime("%Y-%m"))
+            missed = event.scheduled_run_time
+            if event.job_id == HEADSUP:
+                log.error("job headsup missed its run at %s; send it by hand: reminders send --kind headsups "
+                          "--as-of %s", missed, missed.date().isoformat())
+            else:
+                log.error("job %s missed its run at %s; send it by hand: reminders send --cycle %s", event.job_id,
+                          missed, run_cycle_of(config, event.job_id, missed) if event.job_id in triggers
+                          else missed.strftime("%Y-%m"))
         # Not scheduler.get_job(): shutdown(wait=True) holds the job store lock while it waits for this very thread.
         if event.job_id in triggers:
             now = datetime.now(config.schedule.tz)
@@ -266,8 +328,8 @@ def run_daemon(config: Config, engine: Engine, stop: threading.Event | None = No
     sending = threading.Lock()
     scheduler = build_scheduler(config, engine, stop, sending)
     now = datetime.now(config.schedule.tz)
-    for kind, fired_at in last_fire_times(config, now):
-        cycle = fired_at.strftime("%Y-%m")
+    _log_shifts(config, job_triggers(config), now)
+    for kind, fired_at, cycle in last_fires(config, now):
         if now - fired_at <= config.schedule.grace:
             log.info("catching up %s of %s (fire time %s passed while the daemon was down)", kind, cycle,
                      fired_at.isoformat())
@@ -278,6 +340,14 @@ def run_daemon(config: Config, engine: Engine, stop: threading.Event | None = No
             log.warning("missed: the %s run of %s (%s) is older than misfire_grace (%s) and was not sent; "
                         "send it by hand: reminders send --cycle %s --kind %ss", kind, cycle, fired_at.isoformat(),
                         config.schedule.misfire_grace, cycle, kind)
+    headsup_due = job_triggers(config)[HEADSUP].get_next_fire_time(None, now.replace(hour=0, minute=0, second=0,
+                                                                                            microsecond=0))
+    if headsup_due is not None and headsup_due <= now:  # today's heads-ups passed while the daemon was down
+        log.info("catching up today's heads-ups (fire time %s passed while the daemon was down)",
+                 headsup_due.isoformat())
+        scheduler.add_job(run_cycle, args=(config, engine, HEADSUP), kwargs={"retry": retry, "stop": stop,
+                                                                             "sending": sending},
+                          id="catch-up-headsup", name="catch-up heads-ups", replace_existing=True)
     scheduler.start()
     for job in scheduler.get_jobs():
         log.info("scheduled %s: next run %s", job.name, job.next_run_time)

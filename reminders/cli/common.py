@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 KIND_CHOICES: dict[str, tuple[Kind, ...]] = {
     "reminders": ("reminder",), "digests": ("digest",), "chases": ("chase",), "receipts": ("receipt",),
-    "all": ("reminder", "digest"),
+    "headsups": ("headsup",), "escalations": ("escalation",),
+    "all": ("reminder", "escalation", "digest"),  # mail.compose.KINDS: a month's mails; heads-ups go out daily
 }
+DAY_KIND = "headsups"  # the kind whose mails belong to a day (--as-of), not to a month
 
 
 def friendly(command: F) -> F:
@@ -124,10 +126,34 @@ def print_report(what: str, report: Any) -> None:
 
 def cycle_options(command: F) -> F:
     command = click.option("--as-of", type=DAY,
-                           help="按此日期计算 (default: when the cron fires in that month).")(command)
+                           help="按此日期计算；临期提醒必填 (default: when the cron fires in that month, moved to a "
+                                "working day; required for headsups: the day whose notices are sent).")(command)
     command = click.option("--kind", type=click.Choice(list(KIND_CHOICES)), default="all", show_default=True,
-                           help="提醒、汇总、催报、回执或全部(提醒+汇总) Which messages.")(command)
-    return click.option("--cycle", required=True, type=CYCLE, help="月度周期 The month.")(command)
+                           help="提醒、汇总、催报、回执、临期提醒、督办通知或全部(提醒+督办通知+汇总) Which messages: "
+                                "reminders, digests, chases, receipts, headsups, escalations, or all (reminders, "
+                                "escalations and digests).")(command)
+    return click.option("--cycle", type=CYCLE,
+                        help="月度周期；临期提醒可省略，取 --as-of 所在月 The month (required, except for headsups: "
+                             "the month of --as-of).")(command)
+
+
+def cycle_and_day(cycle: str | None, kind: str, as_of: datetime | None) -> tuple[str, date | None]:
+    """The run's cycle and day from --cycle, --kind and --as-of: heads-ups are a day's (--as-of required, the cycle
+    its month), every other kind a month's (--cycle required)."""
+    from reminders.tracking.cycles import cycle_of
+
+    day = as_of.date() if as_of else None
+    if kind == DAY_KIND:
+        if day is None:
+            raise click.UsageError("临期提醒需要 --as-of 指定日期，例如 --as-of 2021-06-24 "
+                                   "(headsups need --as-of, the day whose notices are sent: e.g. --as-of 2021-06-24)")
+        if cycle is not None and cycle != cycle_of(day):
+            raise click.UsageError(f"--as-of {day.isoformat()} 不在周期 {cycle} 内；临期提醒可省略 --cycle "
+                                   f"(--as-of is not in --cycle {cycle}; leave --cycle out for headsups)")
+        return cycle_of(day), day
+    if cycle is None:
+        raise click.UsageError("缺少 --cycle，例如 --cycle 2021-06 (missing option --cycle, e.g. --cycle 2021-06)")
+    return cycle, day
 
 
 

@@ -14,6 +14,7 @@ from reminders.cli.common import (
     State,
     aware,
     check_cycle,
+    cycle_and_day,
     cycle_options,
     friendly,
     json_lines,
@@ -29,8 +30,8 @@ from reminders.vocabulary import KIND_LABELS, OUTBOX_STATE_LABELS, shown_time
 @click.option("--force", is_flag=True, help="计划年度以外的月份也发送 Send a month outside the plan's year.")
 @pass_state
 @friendly
-def send(state: State, cycle: str, kind: str, as_of: datetime | None, dry_run: bool, force: bool) -> None:
-    """发送月度提醒与汇总 Build, record and send a cycle's reminders and digests.
+def send(state: State, cycle: str | None, kind: str, as_of: datetime | None, dry_run: bool, force: bool) -> None:
+    """发送月度提醒与汇总 Build, record and send a cycle's reminders, 督办通知 and digests, or a day's 临期提醒.
 
     Every message is recorded in the outbox before it is sent: sending the same cycle again sends nothing twice,
     and every pending message of the cycle is tried at once, whatever its wait (an address the relay put off gets
@@ -38,16 +39,21 @@ def send(state: State, cycle: str, kind: str, as_of: datetime | None, dry_run: b
     why and when it is tried again) or the database went away. Ctrl-C or SIGTERM stops after the messages in
     flight, puts the rest back and prints the command that finishes the month (exit 130 or 143).
 
+    Without --as-of a month's mails are computed for the day its cron fires, moved off a holiday by `[schedule]
+    shift`. Heads-ups (临期提醒) are a day's: --as-of names the day, --cycle may be left out.
+
     Example: reminders send --cycle 2021-06 --kind reminders
+
+    Example: reminders send --kind headsups --as-of 2021-06-24
     """
     from reminders.cli.sendrun import run_send
     from reminders.mail.compose import build_drafts
     from reminders.store.db import session_scope
 
+    cycle, day = cycle_and_day(cycle, kind, as_of)
     engine = state.engine()
     check_cycle(engine, cycle, force)
     kinds = KIND_CHOICES[kind]
-    day = as_of.date() if as_of else None
     if dry_run:
         with session_scope(engine) as session:
             drafts = build_drafts(session, state.config, cycle, kinds, day)
@@ -64,16 +70,18 @@ def send(state: State, cycle: str, kind: str, as_of: datetime | None, dry_run: b
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="输出目录 Folder.")
 @pass_state
 @friendly
-def preview(state: State, cycle: str, kind: str, as_of: datetime | None, out: Path) -> None:
-    """预览邮件 Write every message of a cycle as .eml files, without recording or sending.
+def preview(state: State, cycle: str | None, kind: str, as_of: datetime | None, out: Path) -> None:
+    """预览邮件 Write every message of a cycle (or a day's heads-ups) as .eml files, without recording or sending.
 
     Example: reminders preview --cycle 2021-06 --out preview/
+
+    Example: reminders preview --kind headsups --as-of 2021-06-24 --out preview/
     """
     from reminders.delivery import dispatch
 
+    cycle, day = cycle_and_day(cycle, kind, as_of)
     failed: list[str] = []
-    paths = dispatch.preview_cycle(state.engine(), state.config, cycle, KIND_CHOICES[kind], out,
-                                   as_of.date() if as_of else None, failed)
+    paths = dispatch.preview_cycle(state.engine(), state.config, cycle, KIND_CHOICES[kind], out, day, failed)
     for path in paths:
         click.echo(str(path))
     click.echo(f"共 {len(paths)} 封 written to {out}")

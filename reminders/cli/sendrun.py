@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reminders.cli.common import KIND_CHOICES, State
+from reminders.cli.common import DAY_KIND, KIND_CHOICES, State
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -71,7 +71,8 @@ def finish_command(state: State, cycle: str, kind: str, as_of: date | None, forc
     words = ["reminders"]
     if state.config_path:
         words += ["--config", state.config_path]
-    words += ["send", "--cycle", cycle, "--kind", kind]
+    # A day's heads-ups are named by their day alone (cli.common.cycle_and_day).
+    words += ["send", "--kind", kind] if kind == DAY_KIND and as_of else ["send", "--cycle", cycle, "--kind", kind]
     if as_of:
         words += ["--as-of", as_of.isoformat()]
     if force:
