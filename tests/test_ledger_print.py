@@ -31,7 +31,7 @@ from tests.websupport import open_site
 
 TITLE = "《郑州市民族宗教事务局2021年工作计划工作任务推进台账》"
 HEADER = ["序号", "部分", "工作任务", "责任领导", "牵头单位", "配合单位", "完成时限", "截止日期", "状态", "逾期天数",
-          "完成进度", "最新进展", "报送日期", "本月是否报送", "备注"]
+          "完成进度", "最新进展", "报送日期", "本月是否报送", "督办", "备注"]
 LONG_NOTE = ("宣讲12场，覆盖全市各县区民族团结进步示范单位；开展民族团结进步创建活动进机关、进企业、进社区、进乡镇、"
              "进学校、进宗教活动场所，编印宣传册3000份，下一步将在7月组织全市民族团结进步表彰大会")
 
@@ -67,10 +67,10 @@ def test_it_has_a_title_the_plan_and_the_day_above_a_filtered_header_frozen_with
 ) -> None:
     assert printed["A1"].value == TITLE and printed["A1"].font.bold
     assert "郑州市民族宗教事务局2021年工作计划" in printed["A2"].value and "2021年6月22日" in printed["A2"].value
-    assert {str(r) for r in printed.merged_cells.ranges} == {"A1:O1", "A2:O2"}
+    assert {str(r) for r in printed.merged_cells.ranges} == {"A1:P1", "A2:P2"}
     assert [c.value for c in printed[3]] == HEADER and all(c.font.bold for c in printed[3])
     assert printed.freeze_panes == "D4"  # rows 1–3 and 序号, 部分, 工作任务 stay on screen
-    assert printed.auto_filter.ref == "A3:O22"
+    assert printed.auto_filter.ref == "A3:P22"
     assert printed.max_row == 22  # 19 tasks
 
 

@@ -191,7 +191,7 @@ def test_it_exports_the_ledger_as_xlsx_with_coloured_states(env: Env, loaded: Cl
     assert str(sheet["A1"].value).startswith("《") and str(sheet["A1"].value).endswith("工作任务推进台账》")
     header = [c.value for c in sheet[3]]
     assert header == ["序号", "部分", "工作任务", "责任领导", "牵头单位", "配合单位", "完成时限", "截止日期", "状态",
-                      "逾期天数", "完成进度", "最新进展", "报送日期", "本月是否报送", "备注"]
+                      "逾期天数", "完成进度", "最新进展", "报送日期", "本月是否报送", "督办", "备注"]
     assert sheet[3][0].font.bold and sheet.freeze_panes == "D4"
     rows = {row[0].value: row for row in sheet.iter_rows(min_row=4)}
     assert len(rows) == 19 and set(rows) == set(range(1, 20))  # plain numbers are number cells

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from reminders.cli import imports, office, sending, services, setup, tracking
+from reminders.cli import imports, ladder, office, sending, services, setup, tracking
 from reminders.cli.common import State, configure_logging
 from reminders.cli.usage import Translating
 
@@ -35,7 +35,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 for command in (
     setup.init, setup.check_config,
     imports.import_plan, imports.import_leaders, imports.import_units, imports.import_assignments,
-    tracking.progress, tracking.status,
+    tracking.progress, tracking.status, ladder.ladder,
     sending.send, sending.preview, sending.outbox,
     office.admin, office.export,
     services.serve, services.run,

@@ -12,14 +12,16 @@ import csv
 import io
 from datetime import date
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reminders.config import Config
+from reminders.store.models import LadderStep, Plan, Task
 from reminders.store.plans import active_plan
 from reminders.text import writable
 from reminders.tracking.ledger_sheet import HEADERS, SHEET, Ledger, LedgerRow, Value, sheet_bytes
 from reminders.tracking.status import TaskLine, load_status
-from reminders.vocabulary import NO_DEADLINE, TaskState, state_label
+from reminders.vocabulary import NO_DEADLINE, RUNG_LABELS, TaskState, state_label
 
 __all__ = ["HEADERS", "SHEET", "Ledger", "LedgerRow", "build_ledger", "export_ledger_csv", "export_ledger_xlsx"]
 
@@ -27,10 +29,28 @@ __all__ = ["HEADERS", "SHEET", "Ledger", "LedgerRow", "build_ledger", "export_le
 def build_ledger(session: Session, config: Config, today: date) -> Ledger:
     plan = active_plan(session)
     status = load_status(session, plan, today, config.schedule.due_soon_days, config.ladder.lag_points)
-    return Ledger(plan.title, today, tuple(_row(line) for line in status.lines))
+    ladder = _ladder(session, plan, today)
+    return Ledger(plan.title, today, tuple(_row(line, ladder.get(line.number, "")) for line in status.lines))
 
 
-def _row(line: TaskLine) -> LedgerRow:
+def _ladder(session: Session, plan: Plan, today: date) -> dict[str, str]:
+    """Task number -> the highest rung of the 督办 ladder the task reached in the plan's year up to `today`, with
+    its number (督办通知 督办〔2021〕3号); the latest step of that rung."""
+    year = plan.year if plan.year is not None else today.year
+    best: dict[str, tuple[tuple[int, date], str]] = {}
+    for number, rung, day, notice in session.execute(
+        select(Task.number, LadderStep.rung, LadderStep.day, LadderStep.number)
+        .join(Task, Task.id == LadderStep.task_id)
+        .where(Task.plan_id == plan.id, LadderStep.cycle >= f"{year:04d}-01", LadderStep.cycle <= f"{year:04d}-12",
+               LadderStep.day <= today)
+    ):
+        rank = (rung, day)
+        if number not in best or rank > best[number][0]:
+            best[number] = (rank, RUNG_LABELS["zh_CN"].get(rung, str(rung)) + (f" {notice}" if notice else ""))
+    return {number: label for number, (_rank, label) in best.items()}
+
+
+def _row(line: TaskLine, ladder: str = "") -> LedgerRow:
     latest = line.latest
     return LedgerRow(line.state, (
         _number(line.number), line.section, line.title, line.leader or "", line.lead_unit or "",
@@ -38,7 +58,7 @@ def _row(line: TaskLine) -> LedgerRow:
         line.days_overdue if line.state is TaskState.OVERDUE else None,
         latest.percent / 100 if latest is not None and latest.percent is not None else None,
         f"{latest.unit}：{latest.note}" if latest is not None else "",
-        latest.reported_on if latest is not None else None, "是" if line.reported else "否",
+        latest.reported_on if latest is not None else None, "是" if line.reported else "否", ladder,
         "",  # 备注: left for the office to write in at the meeting
     ))
 

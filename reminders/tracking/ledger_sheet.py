@@ -42,7 +42,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("责任领导", 8, wrap=True), Column("牵头单位", 12, wrap=True), Column("配合单位", 14, wrap=True),
     Column("完成时限", 12, wrap=True), Column("截止日期", 11, "date"), Column("状态", 9, wrap=True),
     Column("逾期天数", 7, "number"), Column("完成进度", 7, "percent"), Column("最新进展", 36, wrap=True),
-    Column("报送日期", 11, "date"), Column("本月是否报送", 7, wrap=True), Column("备注", 12, wrap=True),
+    Column("报送日期", 11, "date"), Column("本月是否报送", 7, wrap=True), Column("督办", 13, wrap=True),
+    Column("备注", 12, wrap=True),
 )
 HEADERS: tuple[str, ...] = tuple(column.header for column in COLUMNS)
 SHEET = "工作台账"

@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 
 from reminders.config import Config
 from reminders.errors import ReminderError
-from reminders.store.models import Assignment, DeadlineChange, ProgressReport, Task, Unit
+from reminders.store.models import Assignment, DeadlineChange, LadderStep, ProgressReport, Task, Unit
 from reminders.store.plans import active_plan
 from reminders.text import first_refused, refusal
 from reminders.tracking.cycles import cycle_of, day_in_cycle
 from reminders.tracking.status import awaiting_report, load_status, not_superseded
-from reminders.vocabulary import zh_date
+from reminders.vocabulary import RUNG_LABELS, zh_date
 
 
 class OfficeError(ReminderError):
@@ -68,6 +68,21 @@ class HistoryChange:
     reason: str
     report_id: int | None
     kind: str = "deadline"
+
+
+@dataclass(frozen=True)
+class HistoryStep:
+    """A step of the 督办 ladder taken on the task (临期提醒, 催办, 督办通知): when, which rung, its number, why."""
+
+    at: datetime
+    day: date  # the day it was computed for
+    cycle: str
+    unit: str
+    rung: int
+    rung_label: str  # vocabulary.RUNG_LABELS
+    number: str | None  # a 督办通知's 文号
+    reason: str
+    kind: str = "step"
 
 
 def _task(session: Session, number: str) -> tuple[Task, Assignment]:
@@ -182,10 +197,11 @@ def decide_extension(session: Session, report_id: int, approve: bool, by: str, r
     return change
 
 
-def task_history(session: Session, task_number: str) -> list[HistoryReport | HistoryChange]:
-    """Every report on the task (every unit, superseded ones too) and every deadline decision, newest first."""
+def task_history(session: Session, task_number: str) -> list[HistoryReport | HistoryChange | HistoryStep]:
+    """Every report on the task (every unit, superseded ones too), every deadline decision and every ladder step
+    taken on it, newest first."""
     task, assignment = _task(session, task_number)
-    items: list[HistoryReport | HistoryChange] = []
+    items: list[HistoryReport | HistoryChange | HistoryStep] = []
     for r, unit in session.execute(
         select(ProgressReport, Unit.name).join(Unit, Unit.id == ProgressReport.unit_id)
         .where(ProgressReport.task_id == task.id)
@@ -196,6 +212,11 @@ def task_history(session: Session, task_number: str) -> list[HistoryReport | His
     for c in session.scalars(select(DeadlineChange).where(DeadlineChange.assignment_id == assignment.id)):
         items.append(HistoryChange(_aware(c.decided_at), c.old_deadline, c.new_deadline, c.decision, c.decided_by,
                                    c.reason, c.report_id))
+    for step, unit in session.execute(
+        select(LadderStep, Unit.name).join(Unit, Unit.id == LadderStep.unit_id).where(LadderStep.task_id == task.id)
+    ):
+        items.append(HistoryStep(_aware(step.created_at), step.day, step.cycle, unit, step.rung,
+                                 RUNG_LABELS["zh_CN"].get(step.rung, str(step.rung)), step.number, step.reason))
     return sorted(items, key=lambda item: (item.at, getattr(item, "report_id", 0) or 0), reverse=True)
 
 
