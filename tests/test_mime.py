@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reminders.mail.mime import RenderedMail, build_message
+from reminders.mail.mime import Attachment, RenderedMail, build_message
 from reminders.mail.render import Renderer
 from tests.test_render import LATE, ONGOING, REMINDER, SOON
 
@@ -513,3 +513,45 @@ def test_it_prints_the_cost_of_old_and_new(capsys: pytest.CaptureFixture[str]) -
 
 if __name__ == "__main__":
     print(cost_report())
+
+
+# A message built by the code before attachments existed (commit 34d60d8): its SHA-256, to prove a message without
+# attachments keeps every byte.
+PLAIN_ARGS: dict[str, object] = {
+    "sender": "ducha@example.org", "sender_name": "市民宗局督查室", "to": [("宗教一处", "zj1@example.org")],
+    "reply_to": "ducha@example.org", "message_id": "<digest.2021-06.leader-1.abc@example.org>",
+    "date": datetime(2021, 6, 28, 9, 0, tzinfo=timezone(timedelta(hours=8))),
+}
+PLAIN_MAIL = RenderedMail("【督办汇总】2021年6月 重点工作任务进展情况", "正文\n第二行", "<p>正文</p>")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def test_a_message_without_attachments_keeps_every_byte() -> None:
+    import hashlib
+
+    raw = build_message(PLAIN_MAIL, **PLAIN_ARGS)  # type: ignore[arg-type]
+    assert hashlib.sha256(raw).hexdigest() == "6a3c3988f8d39edc84c174241451ca2ce8e01d05b2471eda3e94ea2e2c574117"
+    assert build_message(PLAIN_MAIL, attachments=(), **PLAIN_ARGS) == raw  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("filename", ["工作台账-2021-06.xlsx", "ledger.xlsx",
+                                      "市民宗局督查室重点工作任务推进台账（2021年度）第二版-2021-06-最终.xlsx"])
+def test_an_attachment_round_trips_with_its_name_and_bytes(filename: str) -> None:
+    data = bytes(range(256)) * 40  # every byte value, over many base64 lines
+    raw = build_message(PLAIN_MAIL, attachments=(Attachment(filename, XLSX, data),), **PLAIN_ARGS)  # type: ignore[arg-type]
+    _assert_wire_form(raw)
+    msg = parse(raw)
+    assert msg.get_content_type() == "multipart/mixed" and not msg.defects
+    body = msg.get_body(("plain",))
+    assert body is not None and body.get_content() == "正文\r\n第二行\r\n"
+    html = msg.get_body(("html",))
+    assert html is not None and html.get_content() == "<p>正文</p>\r\n"
+    (part,) = list(msg.iter_attachments())
+    assert part.get_filename() == filename and part.get_content_type() == XLSX
+    assert part.get_content() == data
+
+
+def test_it_refuses_an_attachment_name_that_could_start_a_header() -> None:
+    with pytest.raises(ValueError, match="line break"):
+        build_message(PLAIN_MAIL, attachments=(Attachment("a\r\nBcc: x@y.org", XLSX, b"x"),),
+                      **PLAIN_ARGS)  # type: ignore[arg-type]

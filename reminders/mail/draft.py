@@ -8,6 +8,7 @@ from typing import Any
 
 from reminders.config import Config, ConfigError
 from reminders.mail.context import Office
+from reminders.mail.mime import Attachment
 from reminders.tracking import links
 from reminders.tracking.steps import Step
 from reminders.vocabulary import Kind
@@ -21,8 +22,9 @@ class Draft:
     recipient_name: str
     addresses: tuple[str, ...]  # To
     context: Any  # the kind's context dataclass (mail.context and the kinds' own modules)
-    cc: tuple[str, ...] = ()  # Cc: a 督办通知's 分管领导
+    cc: tuple[str, ...] = ()  # Cc addresses (header and envelope): a 督办通知's 分管领导
     steps: tuple[Step, ...] = ()  # the ladder steps the message takes, recorded with it (tracking.steps)
+    attachments: tuple[Attachment, ...] = ()  # files sent with it: the digest's 工作台账 (`[digest] attach_ledger`)
 
 
 def office_of(config: Config) -> Office:

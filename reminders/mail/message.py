@@ -16,6 +16,7 @@ from reminders.mail.draft import Draft, office_of
 from reminders.mail.mime import build_message, make_message_id
 from reminders.mail.render import Renderer
 from reminders.tracking.status import TaskLine
+from reminders.tracking.steps import Step
 from reminders.vocabulary import Kind, TaskState
 
 
@@ -29,6 +30,7 @@ class OutgoingMessage:
     subject: str
     message_id: str
     data: bytes  # the whole message as sent, CRLF line ends
+    steps: tuple[Step, ...] = ()  # the ladder steps it takes, recorded with it (delivery.outbox.record)
 
 
 @functools.lru_cache(maxsize=8)
@@ -54,11 +56,14 @@ def render_draft(config: Config, renderer: Renderer, draft: Draft, now: datetime
     data = build_message(
         mail, sender=sender, sender_name=config.smtp.sender_name,
         to=[(draft.recipient_name, address) for address in draft.addresses],
+        cc=[("", address) for address in draft.cc],
         reply_to=config.office.email or None, message_id=message_id, date=now.astimezone(config.schedule.tz),
         content_language=LANGUAGE_TAGS.get(renderer.language, renderer.language.replace("_", "-")),
+        attachments=draft.attachments,
     )
-    return OutgoingMessage(draft.kind, draft.cycle, draft.recipient_key, draft.recipient_name, draft.addresses,
-                           mail.subject, message_id, data)
+    envelope = draft.addresses + tuple(address for address in draft.cc if address not in draft.addresses)
+    return OutgoingMessage(draft.kind, draft.cycle, draft.recipient_key, draft.recipient_name, envelope,
+                           mail.subject, message_id, data, draft.steps)
 
 
 def check_sample(config: Config) -> OutgoingMessage:

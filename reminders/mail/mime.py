@@ -6,6 +6,7 @@ import binascii
 import functools
 import hashlib
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,14 @@ class RenderedMail:
     text: str
     html: str
 
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a mail (the digest's 工作台账): its name as the reader sees it, its type and its bytes."""
+
+    filename: str
+    content_type: str
+    data: bytes
 
 
 # Header lines aim at RFC 5322's 78 characters; 998 is the hard limit.
@@ -155,9 +164,11 @@ def build_message(
     sender_name: str,
     to: Sequence[tuple[str, str]],
     reply_to: str | None,
+    cc: Sequence[tuple[str, str]] = (),
     message_id: str,
     date: datetime,
     content_language: str = "zh-CN",
+    attachments: Sequence[Attachment] = (),
 ) -> bytes:
     """The mail as wire bytes: multipart/alternative of text/plain and text/html, both UTF-8 in base64, CRLF.
 
@@ -171,6 +182,9 @@ def build_message(
     Every message says it is automated (RFC 3834 Auto-Submitted, and Exchange's X-Auto-Response-Suppress), so
     out-of-office replies stay away from the office's mailbox; `Precedence: bulk` is left out on purpose: relays
     treat it as a mass mailing, which official reminders are not.
+
+    With `attachments`, a multipart/mixed wraps the alternative part and the files (base64, the file name RFC 2231
+    encoded); without, the bytes are those of a message that never had any.
     """
     if not to:
         raise ValueError("a message needs at least one recipient")
@@ -188,15 +202,22 @@ def build_message(
         _address_header("From", [(sender_name, sender)]),
         _address_header("To", to),
     ]
+    if cc:
+        parts.append(_address_header("Cc", cc))
     if reply_to is not None:
         parts.append(_address_header("Reply-To", [("", reply_to)]))
     parts += [
         subject,
         f"Date: {format_datetime(date)}\r\nMessage-ID: {message_id}\r\n"
         f"Auto-Submitted: auto-generated\r\nX-Auto-Response-Suppress: All\r\nContent-Language: {content_language}\r\n"
-        "MIME-Version: 1.0\r\n"
-        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode("ascii"),
+        "MIME-Version: 1.0\r\n".encode("ascii"),
     ]
+    if attachments:  # the alternative part's header folded: in the body, lines stay under 76 characters
+        mixed = "=_m" + boundary[2:]
+        parts.append(f'Content-Type: multipart/mixed; boundary="{mixed}"\r\n\r\n--{mixed}\r\n'
+                     f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'.encode("ascii"))
+    else:
+        parts.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode("ascii"))
     for subtype, body in (("plain", mail.text), ("html", mail.html)):
         parts += [
             f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
@@ -205,7 +226,39 @@ def build_message(
             b"\r\n",
         ]
     parts.append(f"--{boundary}--\r\n".encode("ascii"))
+    if attachments:
+        for attachment in attachments:
+            parts += [f"--{mixed}\r\n".encode("ascii"), _attachment_part(attachment), b"\r\n"]
+        parts.append(f"--{mixed}--\r\n".encode("ascii"))
     return b"".join(parts)
+
+
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
+
+
+def _attachment_part(attachment: Attachment) -> bytes:
+    """One file's part: the name as RFC 2231 continuations (filename*0*=utf-8''…), each line short and ASCII."""
+    if not _CONTENT_TYPE.fullmatch(attachment.content_type):
+        raise ValueError(f"bad attachment content type {attachment.content_type!r}")
+    name = _check_header("Content-Disposition", attachment.filename)
+    if not name:
+        raise ValueError("an attachment needs a file name")
+    quoted = urllib.parse.quote(name, safe="")
+    pieces: list[str] = []
+    while quoted:  # 48 characters a piece (a line under 76), never cutting a %XX escape
+        cut = min(48, len(quoted))
+        while cut < len(quoted) and "%" in quoted[cut - 2:cut]:
+            cut -= 1
+        pieces.append(quoted[:cut])
+        quoted = quoted[cut:]
+    charset = "utf-8''"
+    params = ";\r\n".join(f" filename*{i}*={charset if i == 0 else ''}{piece}" for i, piece in enumerate(pieces))
+    encoded = binascii.b2a_base64(attachment.data, newline=False)
+    body = b"\r\n".join([encoded[i : i + _B64_LINE] for i in range(0, len(encoded), _B64_LINE)])
+    folded = "\r\n " if len(attachment.content_type) > 60 else " "  # the xlsx type alone is 65 characters
+    head = (f"Content-Type:{folded}{attachment.content_type}\r\nContent-Transfer-Encoding: base64\r\n"
+            f"Content-Disposition: attachment;\r\n{params}\r\n\r\n")
+    return head.encode("ascii") + body
 
 
 def make_message_id(key: str, domain: str) -> str:

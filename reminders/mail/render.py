@@ -10,7 +10,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from reminders.bundle import template_folder
 from reminders.columns import display_width
-from reminders.mail.context import DigestContext, ReceiptContext, ReminderContext
+from reminders.mail.context import ReceiptContext, ReminderContext
+from reminders.mail.digest import DigestContext
+from reminders.mail.escalation import EscalationContext
+from reminders.mail.headsup import HeadsupContext
 from reminders.mail.mime import RenderedMail
 from reminders.vocabulary import (
     DEFAULT_LANGUAGE,
@@ -30,8 +33,10 @@ from reminders.vocabulary import (
 )
 
 TEMPLATES_DIR = template_folder("email")
+MailContext = ReminderContext | DigestContext | ReceiptContext | HeadsupContext | EscalationContext
 _CONTEXT_TYPES: dict[str, type] = {
     "reminder": ReminderContext, "digest": DigestContext, "chase": ReminderContext, "receipt": ReceiptContext,
+    "headsup": HeadsupContext, "escalation": EscalationContext,
 }
 
 
@@ -88,7 +93,7 @@ class Renderer:
         self.env.globals.update(states=STATES, lights=self.lights, language=language, no_deadline=NO_DEADLINE[words],
                                 not_set=NOT_SET[words], report_statuses=REPORT_STATUS_LABELS[words])
 
-    def render(self, kind: Kind, context: ReminderContext | DigestContext | ReceiptContext) -> RenderedMail:
+    def render(self, kind: Kind, context: MailContext) -> RenderedMail:
         expected = _CONTEXT_TYPES.get(kind)
         if expected is None:
             raise ValueError(f"unknown mail kind {kind!r}")

@@ -18,7 +18,9 @@ from reminders.store.plans import active_plan
 from reminders.tracking import accounts, office
 from reminders.tracking.accounts import DUMMY_HASH, address_key, has_control_characters, verify_password
 from reminders.tracking.cycles import cycle_of
-from reminders.tracking.status import PlanStatus, load_status
+from reminders.tracking.status import PlanStatus, load_plan, load_status
+from reminders.tracking.summary import Summary, summarise
+from reminders.tracking.trend import TrendPoint, load_year, trend
 from reminders.vocabulary import STATES
 from reminders.web.pages import WebApp, web
 from reminders.web.security import (
@@ -161,8 +163,21 @@ def _base(request: Request, session: WebSession, app: WebApp) -> dict[str, objec
     return {"user": session.user, "csrf": session.csrf, "today": app.today(), "notice": notice}
 
 
+def _overview(app: WebApp) -> Callable[[Session], tuple[PlanStatus, Summary, tuple[TrendPoint, ...]]]:
+    """Today's status with the digest's summary and trend, in one database call (the plan is read once)."""
+    today = app.today()
+
+    def load(s: Session) -> tuple[PlanStatus, Summary, tuple[TrendPoint, ...]]:
+        loaded = load_plan(s, active_plan(s))
+        status = load_status(s, loaded, today, app.config.schedule.due_soon_days, app.config.ladder.lag_points)
+        points = trend(load_year(s, app.config, loaded, cycle_of(today), today))
+        return status, summarise(status.lines, points[-1], today), points
+
+    return load
+
+
 async def _dashboard(request: Request, app: WebApp, session: WebSession) -> Response:
-    status = await app.db(_status(app))
+    status, summary, points = await app.db(_overview(app))
     chosen = {name: request.query_params.get(name, "") for name in FILTERS}
     lines = [line for line in status.lines
              if (not chosen["unit"] or chosen["unit"] == line.lead_unit or chosen["unit"] in line.co_units)
@@ -178,7 +193,7 @@ async def _dashboard(request: Request, app: WebApp, session: WebSession) -> Resp
     }
     context = _base(request, session, app) | {
         "plan": status.plan.title, "lines": lines, "total": len(status.lines), "counts": counts,
-        "chosen": chosen, "options": options, "cycle": cycle_of(app.today()),
+        "chosen": chosen, "options": options, "cycle": cycle_of(app.today()), "summary": summary, "trend": points,
     }
     return app.page(request, "admin/dashboard.html", context)
 
