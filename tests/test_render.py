@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from reminders.mail.context import DigestContext, Office, ReceiptContext, ReceiptLine, ReminderContext, UnitNotReported
+from reminders.mail.context import Office, ReceiptContext, ReceiptLine, ReminderContext
+from reminders.mail.digest import DigestContext, UnitNotReported
 from reminders.mail.mime import RenderedMail, build_message, make_message_id
 from reminders.mail.render import Renderer
 from reminders.tracking.status import Progress, TaskLine
-from reminders.vocabulary import Kind
+from reminders.tracking.summary import Summary, segments
+from reminders.vocabulary import Kind, TaskState
 
 OFFICE = Office("市民宗局督查室", "dcs@example.gov.cn")
 CST = timezone(timedelta(hours=8))
@@ -77,6 +79,8 @@ REMINDER = ReminderContext(
     tasks=(LATE, ONGOING, SOON),
 )
 VERY_LATE = replace(LATE, number="9", title="宗教活动场所安全检查", lead_unit="宗教一处", days_left=-20)
+COUNTS = {TaskState(state): n for state, n in
+          {"overdue": 2, "due_soon": 1, "on_track": 10, "ongoing": 3, "done": 6, "unassigned": 0}.items()}
 DIGEST = DigestContext(
     leader="王五",
     leader_title="局长",
@@ -91,37 +95,42 @@ DIGEST = DigestContext(
     due_soon=(SOON,),
     not_reported=(UnitNotReported("市民宗局办公室", ("1", "7")), UnitNotReported("宗教一处", ("9",))),
     tasks=(LATE, ONGOING, SOON, VERY_LATE),
+    summary=Summary(22, COUNTS, segments(COUNTS), 5, 3, date(2021, 6, 20), date(2021, 6, 25)),
 )
 
 GOLDEN_REMINDER_TEXT = """\
-市民宗局办公室（李四）：
+市民宗局办公室　李四同志：
 
-根据年度重点工作任务督查督办安排，现将贵单位牵头或配合的 3 项重点工作任务情况提醒如下（统计截至2021年6月20日）。
+根据年度重点工作任务督查督办安排，现将你单位牵头或配合的 3 项重点工作任务情况提醒如下。
+统计截至2021年6月20日，本提醒按当日情况生成。
 
-请于2021年6月25日前报送进展情况（含进展情况、存在问题、下一步措施）。
+你单位牵头的任务，请于2021年6月25日前报送进展情况（含进展情况、存在问题、下一步措施）。
 
-职责为“配合”的任务，请先将进展情况报送牵头单位，由牵头单位汇总后统一报送。
+一、牵头任务（2 项）
+----------------------------------------
 
-------------------------------------------------
-【1】持续抓好习近平总书记关于民族宗教工作重要论述的学习贯彻落实
-  职责：牵头
-  时限：2021年6月15日（6月15日前）
-  状态：已逾期，逾期 5 天
-  进展：本月尚未报送
-------------------------------------------------
-【3】加强中华民族共同体意识宣传教育
-  职责：配合（牵头单位：宣传教育处）
-  时限：长期坚持（持续推进）
-  状态：长期推进
-  进展：2021年6月10日 完成60% 已组织宣讲3场
-------------------------------------------------
-【7】举办铸牢中华民族共同体意识培训班
-  职责：牵头
-  时限：2021年6月23日（6月23日前）
-  状态：临期，剩余 3 天
-  进展：本月尚未报送（上次：2021年5月20日 完成30% 方案已拟定）
-------------------------------------------------
+1. 【1】持续抓好习近平总书记关于民族宗教工作重要论述的学习贯彻落实
+   时限：2021年6月15日（6月15日前）
+   状态：已逾期，逾期 5 天
+   进展：待报送（2021年6月25日前）
+   请说明逾期原因、整改措施，或申请延期。
 
+2. 【7】举办铸牢中华民族共同体意识培训班
+   时限：2021年6月23日（6月23日前）
+   状态：临期，剩余 3 天
+   进展：待报送（2021年6月25日前）；上次：2021年5月20日 完成30% 方案已拟定
+
+二、配合任务（1 项）
+----------------------------------------
+配合任务请先将进展情况报送牵头单位，由牵头单位汇总后统一报送。
+
+1. 【3】加强中华民族共同体意识宣传教育
+   牵头单位：宣传教育处
+   时限：长期坚持（持续推进）
+   状态：长期推进
+   进展：2021年6月10日 完成60% 已组织宣讲3场
+
+----------------------------------------
 如有疑问，请直接回复本邮件，或联系市民宗局督查室（dcs@example.gov.cn）。
 本邮件由督查督办系统自动发送。
 
@@ -191,7 +200,7 @@ def test_it_shows_report_date_and_every_task_in_both_bodies() -> None:
         for task in REMINDER.tasks:
             assert task.number in body
             assert task.title in body
-        assert "本月尚未报送" in body
+        assert "待报送（2021年6月25日前）" in body  # before the report day, neutral
         assert "长期坚持" in body
         assert "配合" in body and "牵头" in body
         assert "dcs@example.gov.cn" in body
@@ -227,14 +236,15 @@ def test_it_renders_the_digest() -> None:
     mail = Renderer().render("digest", DIGEST)
     assert mail.subject == "【督办汇总】2021年6月 重点工作任务进展情况"
     for body in (mail.text, mail.html):
-        assert "已办结" in body and "6/22" in body and "27%" in body
+        assert "22项任务：办结6项、逾期2项、临期1项、正常推进10项、长期推进3项；截至6月20日，5个单位中3个已报送。" \
+            in body
         assert "统计范围：全部重点工作任务" in body
         assert body.index("宗教活动场所安全检查") < body.index(LATE.title)  # most overdue first
         assert "逾期 20 天" in body and "逾期 5 天" in body
         assert SOON.title in body and "剩余 3 天" in body
         assert "宗教一处" in body
     assert "市民宗局办公室：任务 1、7" in mail.text
-    assert "  正常推进    10 项   45%" in mail.text
+    assert "正常推进 10　长期推进 3" in mail.text  # the bar's legend, in text
     own = Renderer().render("digest", replace(DIGEST, scope="own"))
     assert "您分管的重点工作任务" in own.text
 
@@ -248,7 +258,8 @@ def test_it_renders_english() -> None:
     assert "●&nbsp;Overdue" in mail.html and '<html lang="en">' in mail.html
     digest = renderer.render("digest", DIGEST)
     assert digest.subject == "[Supervision digest] June 2021 Work plan progress"
-    assert "Done 6/22 (27%)" in digest.text
+    assert ("22 tasks: 6 done, 2 overdue, 1 due soon, 10 on track, 3 ongoing; as of 20 June 2021, 3 of 5 units"
+            " have reported.") in digest.text
     for text in (mail.subject, mail.text, mail.html, digest.text, digest.html):
         assert "请于" not in text and "统计范围" not in text and "年6月" not in text
 
@@ -303,8 +314,8 @@ def test_it_says_how_many_tasks_a_long_digest_leaves_out() -> None:
     digest = replace(DIGEST, total=160, counts={**DIGEST.counts, "overdue": 150}, overdue=many,
                      not_reported_total=130)
     mail = Renderer().render("digest", digest)
-    assert "二、逾期任务（150 项" in mail.text and "另有 50 项未列出" in mail.text
-    assert "四、本月未报送单位（130 个）" in mail.text and "另有 128 个单位未列出" in mail.text
+    assert "逾期任务（150 项" in mail.text and "另有 50 项未列出" in mail.text
+    assert "本月尚未报送单位（130 个）" in mail.text and "另有 128 个单位未列出" in mail.text
     assert "另有 50 项未列出" in mail.html
     assert "未列出" not in Renderer().render("digest", DIGEST).text
 
@@ -316,7 +327,7 @@ RECEIPT = ReceiptContext(
 STAFFED = replace(OFFICE, contact="王敏", phone="0371-65500000")
 FOOTER_LINES = {
     "zh_CN": ("如有疑问，请直接回复本邮件，或联系市民宗局督查室（dcs@example.gov.cn）。",
-              "联系人：王敏　电话：0371-65500000"),
+              "联系人：王敏，电话：0371-65500000"),
     "en": ("Questions: reply to this email, or contact 市民宗局督查室 (dcs@example.gov.cn).",
            "Contact: 王敏, tel. 0371-65500000"),
 }

@@ -5,12 +5,12 @@ The composer builds these from the database; templates read them and never touch
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import date
 from typing import Literal
 
 from reminders.tracking.status import TaskLine
-from reminders.vocabulary import SETTLED, ReportStatus, TaskState
+from reminders.vocabulary import SETTLED, ReportStatus
 from reminders.workdays import WorkCalendar
 
 
@@ -47,14 +47,18 @@ def mail_line(line: TaskLine, work: WorkCalendar, as_of: date,
 
 @dataclass(frozen=True)
 class ReminderContext:
+    """A unit's reminder (or chase). The templates put its lead tasks first and its co-operated (配合) tasks after,
+    each group numbered; "本月尚未报送" turns red only once `as_of` is past `report_by`, and only on lead tasks."""
+
     unit: str
-    contact: str
+    contact: str  # the unit's contact person, a bare name as the units table holds it (刘洋); "" when unknown
     cycle: str  # "2021-06"
-    as_of: date
+    as_of: date  # the day the figures were computed for, stated in the mail
     report_by: date
     office: Office
     tasks: tuple[TaskLine, ...]
     report_url: str | None = None  # the unit's signed link to the report form; None without a web secret
+    address_form: str = "你单位"  # `[mail] address_form`: how the Chinese wording names the unit (你处/你单位/贵单位)
 
 
 @dataclass(frozen=True)
@@ -81,27 +85,3 @@ class ReceiptContext:
     office: Office
     reports: tuple[ReceiptLine, ...]
     report_url: str | None = None  # the same link again, to correct the report within the cycle
-
-
-@dataclass(frozen=True)
-class UnitNotReported:
-    name: str
-    tasks: tuple[str, ...]  # task numbers it owns in the digest's scope
-
-
-@dataclass(frozen=True)
-class DigestContext:
-    leader: str
-    leader_title: str
-    scope: Literal["own", "all"]
-    cycle: str
-    as_of: date
-    report_by: date
-    office: Office
-    total: int
-    counts: dict[TaskState, int]  # every state present, in the order of vocabulary.STATES
-    overdue: tuple[TaskLine, ...]
-    due_soon: tuple[TaskLine, ...]
-    not_reported: tuple[UnitNotReported, ...]
-    tasks: tuple[TaskLine, ...] = field(default=())  # every task in scope
-    not_reported_total: int = 0  # the lists above are cut at a readable length; counts hold the totals
