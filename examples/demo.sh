@@ -34,7 +34,7 @@ import sys
 from email import policy
 from pathlib import Path
 
-for path in sorted(Path(sys.argv[1]).glob("*.eml")):
+for path in sorted(Path(sys.argv[1]).glob("reminder-*.eml")):
     message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
     body = message.get_body(("plain",))
     for line in body.get_content().splitlines() if body is not None else ():

@@ -132,7 +132,7 @@ def test_it_sends_from_a_sender_written_as_name_and_address(loaded: Cli, smtp: R
     loaded("check-config")
     loaded("send", "--cycle", "2021-06")  # exits 0: nothing failed
     received = _received(smtp)
-    assert len(received) == 11
+    assert len(received) == 12  # 7 reminders, 1 督办通知, 4 digests
     for envelope_sender, msg in received:
         assert envelope_sender == "duchashi@bureau.example"
         assert [(a.display_name, a.addr_spec) for a in msg["From"].addresses] == [("督查室", "duchashi@bureau.example")]

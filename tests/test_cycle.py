@@ -69,8 +69,8 @@ def test_it_lists_status_as_table_and_csv(loaded: Cli) -> None:
 
 def test_it_sends_one_reminder_per_unit_and_one_digest_per_leader(loaded: Cli, smtp: RecordingServer) -> None:
     result = loaded("send", "--cycle", "2021-06")
-    assert "已发送 sent 11" in result.output and "失败 failed 0" in result.output
-    assert len(smtp.messages) == 11
+    assert "已发送 sent 12" in result.output and "失败 failed 0" in result.output
+    assert len(smtp.messages) == 12
     assert smtp.connections == 2  # [smtp] connections = 2 (the default), each reused for the next message
     by_address = {m.recipients[0]: parsed(m.data) for m in smtp.messages}
     reminder = by_address["minzu@example.org"]
@@ -79,10 +79,10 @@ def test_it_sends_one_reminder_per_unit_and_one_digest_per_leader(loaded: Cli, s
     assert reminder.get_content_type() == "multipart/alternative"
     text = reminder.get_body(("plain",)).get_content()
     assert "请于2021年6月25日前报送进展情况" in text
-    assert "2021年6月20日" in text  # as of the day the reminders cron fires in June
+    assert "2021年6月21日" in text  # the reminders cron fires on Sunday 20 June: [schedule] shift moves it to Monday
     digest = by_address["wang.jianguo@example.org"]  # scope 全部: the whole plan
     digest_text = digest.get_body(("plain",)).get_content()
-    assert "逾期 26 天" in digest_text  # task 12, due 2021-05-31, on 2021-06-26 when digests fire
+    assert "逾期 28 天" in digest_text  # task 12, due 2021-05-31; digests fire Saturday 26 June, shifted to Monday 28
     assert "机关党委" in digest_text and "宗教二处" in digest_text
     own = parsed(next(m.data for m in smtp.messages if m.recipients[0] == "chen.jing@example.org"))
     assert "支持宗教团体加强自身建设" not in own.get_body(("plain",)).get_content()  # not her task
@@ -93,9 +93,9 @@ def test_it_sends_one_reminder_per_unit_and_one_digest_per_leader(loaded: Cli, s
 def test_it_sends_nothing_twice_when_a_cycle_is_sent_again(loaded: Cli, smtp: RecordingServer) -> None:
     loaded("send", "--cycle", "2021-06")
     again = loaded("send", "--cycle", "2021-06")
-    assert "已发送 sent 0" in again.output and "skipped 11" in again.output
-    assert len(smtp.messages) == 11
-    assert len({m.message_id for m in smtp.messages}) == 11
+    assert "已发送 sent 0" in again.output and "skipped 12" in again.output
+    assert len(smtp.messages) == 12
+    assert len({m.message_id for m in smtp.messages}) == 12
 
 
 def test_it_records_every_message_before_sending_and_retries_a_failure_next_time(
@@ -132,14 +132,14 @@ def test_it_fails_one_refused_recipient_and_sends_the_others(loaded: Cli, smtp: 
 
 def test_it_lists_without_recording_on_dry_run(loaded: Cli, smtp: RecordingServer) -> None:
     result = loaded("send", "--cycle", "2021-06", "--dry-run")
-    assert "共 11 封" in result.output
+    assert "共 12 封" in result.output
     assert outbox(loaded) == [] and smtp.messages == []
 
 
 def test_it_writes_a_preview_of_every_message(loaded: Cli, smtp: RecordingServer, tmp_path: Path) -> None:
     loaded("preview", "--cycle", "2021-06", "--out", str(tmp_path / "preview"))
     files = sorted((tmp_path / "preview").glob("*.eml"))
-    assert len(files) == 11
+    assert len(files) == 12
     message = parsed(files[0].read_bytes())
     assert message["Message-ID"] and message["Date"]
     assert outbox(loaded) == [] and smtp.messages == []
@@ -150,7 +150,7 @@ def test_it_delivers_into_a_maildir(loaded: Cli, tmp_path: Path) -> None:
     loaded.config.write_text(text, encoding="utf-8")
     loaded("send", "--cycle", "2021-06", "--as-of", "2021-06-21")
     mails = list((tmp_path / "maildir" / "new").iterdir())
-    assert len(mails) == 11
+    assert len(mails) == 12
     subjects = {parsed(p.read_bytes())["Subject"] for p in mails}
     assert "【工作提醒】2021年6月 重点工作任务进展报送（办公室）" in subjects
 
@@ -241,4 +241,4 @@ def test_it_stops_on_authentication_failure_marking_nothing_sent(
         assert {r.state for r in outbox(loaded)} == {"pending"}
         monkeypatch.setenv("TEST_PW", "right-password")
         loaded("send", "--cycle", "2021-06")
-        assert len(server.messages) == 11
+        assert len(server.messages) == 12

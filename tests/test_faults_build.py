@@ -53,17 +53,17 @@ def test_it_fails_one_look_alike_address_and_sends_the_rest_of_the_month(
 
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert "周期 2021-06: 新记录 recorded 11, 已发送 sent 10, 跳过(此前已发) skipped 0, 失败 failed 1" in result.output
+    assert "周期 2021-06: 新记录 recorded 12, 已发送 sent 11, 跳过(此前已发) skipped 0, 失败 failed 1" in result.output
     failed_line = (f"  digest 王建国 <{LOOK_ALIKE}>: {BUILD_FAILED}: ValueError: To address must be ASCII "
                    f"(no SMTPUTF8 or IDNA here): '{LOOK_ALIKE}'")
     assert result.output.splitlines()[-2:] == ["失败的邮件 failed messages (1):", failed_line]
-    assert len(smtp.messages) == 10
+    assert len(smtp.messages) == 11  # 7 reminders, 1 督办通知, 3 digests
     assert LOOK_ALIKE not in {address for m in smtp.messages for address in m.recipients}
     rows = {row.recipient_name: row for row in _rows(env)}
     bad = rows["王建国"]
     assert (bad.state, bad.data, bad.attempts) == ("failed", b"", 0)
     assert bad.last_error == failed_line.split(": ", 1)[1]
-    assert sorted(row.state for row in rows.values()) == ["failed"] + ["sent"] * 10
+    assert sorted(row.state for row in _rows(env)) == ["failed"] + ["sent"] * 11
 
 
 def test_it_sends_nothing_more_and_never_an_empty_message_when_sent_again(
@@ -72,8 +72,8 @@ def test_it_sends_nothing_more_and_never_an_empty_message_when_sent_again(
     loaded("send", "--cycle", "2021-06", ok=False)
     again = loaded("send", "--cycle", "2021-06")  # failed stays failed until requeued: this run failed nothing
 
-    assert "已发送 sent 0" in again.output and "skipped 10" in again.output
-    assert len(smtp.messages) == 10
+    assert "已发送 sent 0" in again.output and "skipped 11" in again.output
+    assert len(smtp.messages) == 11
 
 
 def test_it_builds_a_requeued_message_again_once_the_address_is_fixed(
@@ -86,7 +86,7 @@ def test_it_builds_a_requeued_message_again_once_the_address_is_fixed(
     loaded("outbox", "retry", "--all-failed")
     queued = loaded("send", "--cycle", "2021-06", ok=False)  # requeued, still the same bad address
     assert queued.exit_code == 1 and BUILD_FAILED in queued.output
-    assert len(smtp.messages) == 10
+    assert len(smtp.messages) == 11
 
     _set_leader_address(env, "王建国", "wang.jianguo@example.org")
     loaded("outbox", "retry", "--all-failed")
@@ -148,7 +148,7 @@ def test_it_previews_every_message_that_can_be_built_and_names_the_others(
     result = loaded("preview", "--cycle", "2021-06", "--out", str(tmp_path / "preview"), ok=False)
 
     assert result.exit_code == 1
-    assert len(sorted((tmp_path / "preview").glob("*.eml"))) == 10
+    assert len(sorted((tmp_path / "preview").glob("*.eml"))) == 11
     assert result.output.splitlines()[-2] == "无法生成的邮件 messages that cannot be built (1):"
     assert result.output.splitlines()[-1].startswith(f"  digest 王建国 <{LOOK_ALIKE}>: {BUILD_FAILED}")
 

@@ -35,10 +35,11 @@ def test_it_runs_the_demo_with_report_links_and_eml_files(tmp_path: Path) -> Non
     preview = tmp_path / "var" / "preview"
     assert f"  {preview}/\n" in done.stdout
     emls = sorted(preview.glob("*.eml"))
-    assert len(emls) == 11
-    assert len(list((tmp_path / "var" / "maildir" / "new").iterdir())) == 11
+    # 7 reminders, 4 digests and the 督办通知 to 机关党委, whose task 17 (due 31 March) is over 30 days overdue
+    assert len(emls) == 12 and len([path for path in emls if path.name.startswith("escalation-")]) == 1
+    assert len(list((tmp_path / "var" / "maildir" / "new").iterdir())) == 12
     first = email.message_from_bytes(emls[0].read_bytes(), policy=policy.default)
     assert first["Auto-Submitted"] == "auto-generated"
     footer = first.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert "联系人：王敏　电话：0371-65500000" in footer
+    assert "联系人：王敏，电话：0371-65500000" in footer
 

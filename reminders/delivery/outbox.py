@@ -27,6 +27,7 @@ from reminders.delivery.smtp import Envelope, Outcome
 from reminders.errors import ReminderError
 from reminders.mail.message import OutgoingMessage
 from reminders.store.models import OutboxMessage
+from reminders.tracking.steps import record_steps
 from reminders.vocabulary import Kind
 
 LEASE = timedelta(minutes=15)
@@ -140,6 +141,9 @@ def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chun
                                                         "last_error": m.error}),
         } for m in batch]
         added += len(session.execute(statement, rows).all())
+        for m in batch:  # the ladder steps a message takes: recorded in the same transaction as the message
+            if isinstance(m, OutgoingMessage) and m.steps:
+                record_steps(session, m.steps, m.message_id)
     return added
 
 

@@ -11,25 +11,28 @@ from sqlalchemy.orm import Session
 
 from reminders.config import Config
 from reminders.config_values import cron_trigger
-from reminders.mail.context import DigestContext, Office, ReminderContext, UnitNotReported, mail_line
+from reminders.mail.context import Office, ReminderContext, mail_line
+from reminders.mail.digest import digest_drafts
 from reminders.mail.draft import Draft, office_of, unit_link
 from reminders.store.models import Leader, Unit
 from reminders.store.plans import active_plan
+from reminders.tracking.bulletin import chase_steps, task_ids
 from reminders.tracking.cycles import CycleError, parse_cycle, report_by
 from reminders.tracking.status import PlanStatus, TaskLine, awaiting_report, load_plan, load_status
-from reminders.vocabulary import SETTLED, STATES, Kind, TaskState
-from reminders.workdays import WorkCalendar
+from reminders.vocabulary import SETTLED, Kind
 
 KINDS: tuple[Kind, ...] = ("reminder", "escalation", "digest")  # what `send --kind all` builds
 SCHEDULED: tuple[Kind, ...] = ("reminder", "digest", "chase")  # the daemon's monthly cron jobs
 # Built from the plan's status; receipts are recorded when a unit submits. A 督办通知 (escalation) goes out with the
 # month's reminders, on their day; a 临期提醒 (headsup) on the day `[schedule] headsup` runs.
 BUILT: tuple[Kind, ...] = ("reminder", "digest", "chase", "escalation", "headsup")
-LIST_LIMIT = 100  # a digest names at most this many overdue tasks, due-soon tasks and silent units; counts are whole
 
 
 def fire_time(config: Config, cycle: str, kind: Kind) -> datetime:
-    """When the kind's cron fires in the cycle's month (in the schedule's time zone)."""
+    """When the kind's cron fires in the cycle's month (in the schedule's time zone), moved to a working day by
+    `[schedule] shift` as the daemon moves it (schedule_shift: the moved day stays in the cycle's month)."""
+    from reminders.schedule_shift import shifted_trigger  # lazy: APScheduler is slow to import
+
     year, month = parse_cycle(cycle)
     schedule = config.schedule
     expression = cron_of(config, kind)
@@ -38,7 +41,7 @@ def fire_time(config: Config, cycle: str, kind: Kind) -> datetime:
     if fire is None or (fire.year, fire.month) != (year, month):
         raise CycleError(f"schedule.{_KEYS[kind]} 在 {cycle} 不触发 (the cron never fires in {cycle}); "
                          "请用 --as-of 指定日期")
-    return fire
+    return shifted_trigger(config, expression).move(fire)
 
 
 _KEYS = {"reminder": "reminders", "digest": "digests", "chase": "chase", "escalation": "reminders",
@@ -71,8 +74,7 @@ def iter_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind,
         day = as_of or fire_time(config, cycle, kind).date()
         status = load_status(session, loaded, day, config.schedule.due_soon_days, config.ladder.lag_points)
         if kind == "digest":
-            yield from _digests(status, units, leaders, cycle, report_by(config, cycle), office,
-                                config.calendar.work_calendar)
+            yield from digest_drafts(session, config, status, loaded, units, leaders, cycle, office)
         elif kind == "escalation":
             from reminders.mail.escalation import escalation_drafts
 
@@ -93,8 +95,8 @@ def build_chases(session: Session, config: Config, cycle: str, as_of: date | Non
 
 def _reminders(config: Config, status: PlanStatus, units: Sequence[Unit], cycle: str, office: Office,
                chase: bool = False) -> Iterator[Draft]:
-    """Each unit's tasks, lead ones and then co-operated ones in plan order; a chase lists only the lead tasks
-    still awaiting the unit's report."""
+    """Each unit's tasks, lead ones and then co-operated ones, each in plan order (the mail shows them as two
+    numbered groups); a chase lists only the lead tasks still awaiting the unit's report."""
     owned: dict[int, list[tuple[TaskLine, Literal["lead", "co"]]]] = {}
     if chase:
         for unit_id, waiting in awaiting_report(status).items():
@@ -108,41 +110,14 @@ def _reminders(config: Config, status: PlanStatus, units: Sequence[Unit], cycle:
                 owned.setdefault(unit_id, []).append((line, "co"))
     by = report_by(config, cycle)
     work = config.calendar.work_calendar
+    ids = task_ids(status) if chase else {}
     for unit in units:
         tasks = owned.pop(unit.id, None)
         if tasks:
+            tasks.sort(key=lambda task: task[1] != "lead")  # stable: plan order within each group
             context = ReminderContext(unit.name, unit.contact, cycle, status.as_of, by, office,
                                       tuple(mail_line(line, work, status.as_of, role) for line, role in tasks),
-                                      unit_link(config, unit.id, cycle))
+                                      unit_link(config, unit.id, cycle), config.mail.address_form)
+            steps = chase_steps(status, ids, unit.id, [line for line, _role in tasks], cycle) if chase else ()
             yield Draft("chase" if chase else "reminder", cycle, f"unit:{unit.id}", unit.name,
-                        tuple(unit.addresses), context)
-
-
-def _digests(status: PlanStatus, units: Sequence[Unit], leaders: Sequence[Leader], cycle: str, by: date,
-             office: Office, work: WorkCalendar) -> Iterator[Draft]:
-    unit_names = {unit.id: unit.name for unit in units}
-    by_leader: dict[str | None, list[TaskLine]] = {}
-    every: list[TaskLine] = [mail_line(line, work, status.as_of) for line in status.lines]
-    for line in every:
-        by_leader.setdefault(line.leader, []).append(line)
-    for leader in leaders:
-        scope: Literal["own", "all"] = "all" if leader.scope == "all" else "own"
-        lines = every if scope == "all" else by_leader.get(leader.name, [])
-        if not lines:
-            continue
-        counts = dict.fromkeys(STATES, 0)
-        for line in lines:
-            counts[line.state] += 1
-        overdue = _most_urgent(lines, TaskState.OVERDUE)
-        due_soon = _most_urgent(lines, TaskState.DUE_SOON)
-        not_reported = tuple(UnitNotReported(unit_names[unit_id], tuple(line.number for line in waiting))
-                             for unit_id, waiting in awaiting_report(status, lines).items())
-        context = DigestContext(
-            leader.name, leader.title, scope, cycle, status.as_of, by, office, len(lines), counts,
-            tuple(overdue), tuple(due_soon), not_reported[:LIST_LIMIT], tuple(lines), len(not_reported),
-        )
-        yield Draft("digest", cycle, f"leader:{leader.id}", leader.name, tuple(leader.addresses), context)
-
-
-def _most_urgent(lines: list[TaskLine], state: TaskState) -> list[TaskLine]:
-    return sorted((line for line in lines if line.state == state), key=lambda line: line.days_left or 0)[:LIST_LIMIT]
+                        tuple(unit.addresses), context, steps=steps)
