@@ -24,7 +24,7 @@ from reminders.tracking.bulletin import Bulletin, bulletin
 from reminders.tracking.cycles import report_by
 from reminders.tracking.status import LoadedPlan, PlanStatus, TaskLine, awaiting_report
 from reminders.tracking.summary import Summary, summarise
-from reminders.tracking.trend import TrendPoint, UnitFigures, load_year, rate, trend
+from reminders.tracking.trend import TrendPoint, UnitFigures, load_year, rate, since_first_report, trend
 from reminders.vocabulary import SETTLED, STATES, TaskState
 
 # The part of a leader's title a salutation keeps: 驻局纪检监察组组长 → 陈静组长 (the longest of these it ends with).
@@ -106,7 +106,7 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
                 ledger = Attachment(f"工作台账-{cycle}.xlsx", XLSX,
                                     export_ledger_xlsx(session, config, status.as_of))
             attachments = (ledger,)
-        points = trend(year, None if scope == "all" else {line.number for line in lines})
+        points = since_first_report(year, trend(year, None if scope == "all" else {line.number for line in lines}))
         counts = dict.fromkeys(STATES, 0)
         for line in lines:
             counts[line.state] += 1
@@ -152,7 +152,8 @@ def _most_urgent(lines: list[TaskLine], state: TaskState) -> list[TaskLine]:
 
 
 def _on_time_key(figures: UnitFigures) -> float | None:
-    return None if not figures.asked else figures.on_time / figures.asked
+    """No row of zeros: a unit that reported nothing on time is named in the not-reported lists, not ranked."""
+    return figures.on_time / figures.asked if figures.asked and figures.on_time else None
 
 
 def _on_time_figure(figures: UnitFigures) -> str:

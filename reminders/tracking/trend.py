@@ -144,3 +144,12 @@ def trend(year: YearReports, numbers: Collection[str] | None = None) -> tuple[Tr
         units = {unit_id: UnitFigures(*figures) for unit_id, figures in asked.items() if figures[0] or figures[2]}
         points.append(TrendPoint(cycle, day, by, len(tasks), done, units))
     return tuple(points)
+
+
+def since_first_report(year: YearReports, points: tuple[TrendPoint, ...]) -> tuple[TrendPoint, ...]:
+    """`points` from the cycle of the plan's first counting report on (the current cycle at least): the months before
+    anyone reported are rows of zeros that say only that the plan was not yet followed here."""
+    first = min((report.cycle for reports in year.reports.values() for report in reports), default=None)
+    if first is None:
+        return points[-1:]
+    return tuple(point for point in points[:-1] if point.cycle >= first) + points[-1:]

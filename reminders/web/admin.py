@@ -20,7 +20,7 @@ from reminders.tracking.accounts import DUMMY_HASH, address_key, has_control_cha
 from reminders.tracking.cycles import cycle_of
 from reminders.tracking.status import PlanStatus, load_plan, load_status
 from reminders.tracking.summary import Summary, summarise
-from reminders.tracking.trend import TrendPoint, load_year, trend
+from reminders.tracking.trend import TrendPoint, load_year, since_first_report, trend
 from reminders.vocabulary import STATES
 from reminders.web.pages import WebApp, web
 from reminders.web.security import (
@@ -170,7 +170,8 @@ def _overview(app: WebApp) -> Callable[[Session], tuple[PlanStatus, Summary, tup
     def load(s: Session) -> tuple[PlanStatus, Summary, tuple[TrendPoint, ...]]:
         loaded = load_plan(s, active_plan(s))
         status = load_status(s, loaded, today, app.config.schedule.due_soon_days, app.config.ladder.lag_points)
-        points = trend(load_year(s, app.config, loaded, cycle_of(today), today))
+        year = load_year(s, app.config, loaded, cycle_of(today), today)
+        points = since_first_report(year, trend(year))
         return status, summarise(status.lines, points[-1], today), points
 
     return load
