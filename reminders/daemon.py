@@ -31,7 +31,7 @@ from reminders.config_values import cron_trigger
 from reminders.delivery import dispatch
 from reminders.delivery.outbox import FIRST_WAIT, LONGEST_WAIT
 from reminders.errors import ReminderError
-from reminders.mail.compose import SCHEDULED, cron_of
+from reminders.mail.compose import SCHEDULED, cron_of, job_kinds
 from reminders.schedule_shift import ShiftedTrigger, describe, shifted_trigger
 from reminders.store.db import masked
 from reminders.store.models import OutboxMessage
@@ -83,7 +83,7 @@ def _run_cycle(config: Config, engine: Engine, kind: Kind, when: datetime, cycle
         try:
             if not _in_plan_year(engine, kind, cycle):
                 return None
-            result = dispatch.send_cycle(engine, config, cycle, (kind,), when.date(), echo=log.info)
+            result = dispatch.send_cycle(engine, config, cycle, job_kinds(kind), when.date(), echo=log.info)
         except DBAPIError as exc:
             if not exc.connection_invalidated and not _unreachable(exc):
                 raise

@@ -300,7 +300,28 @@ def test_it_sends_nothing_once_the_plans_year_has_ended_and_says_so_once(
     assert "job reminder: cycle 2022-02 outside the plan's year 2021, nothing sent" in _messages(caplog)
 
     assert run_cycle(config, engine, "reminder", datetime(2021, 12, 20, 9, tzinfo=TZ)) is not None  # within the year
-    assert len(smtp.messages) == 7
+    with session_scope(engine) as session:
+        kinds = session.scalars(select(OutboxMessage.kind)).all()
+    assert kinds.count("reminder") == 7 and len(smtp.messages) == len(kinds)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_reminders_job_sends_the_months_supervision_notices_with_them(
+        tmp_path: Path, db_url: str, smtp: RecordingServer) -> None:
+    from reminders.daemon import run_cycle
+    from reminders.store.db import make_engine
+
+    path = write_config(tmp_path / "reminders.toml", db_url, transport="smtp", smtp_port=smtp.port)
+    _load_examples(Cli(path), 2021)
+    config = config_module.load(str(path))
+    engine = make_engine(config.database_url)
+    assert run_cycle(config, engine, "reminder", datetime(2021, 6, 21, 9, tzinfo=TZ)) is not None
+    with session_scope(engine) as session:
+        kinds = sorted(session.scalars(select(OutboxMessage.kind)).all())
+    assert kinds == ["escalation"] + ["reminder"] * 7  # 机关党委's task 17, due 31 March, is 82 days overdue
+    (notice,) = [m for m in smtp.messages if "督办通知" in str(parsed(m.data)["Subject"])]
+    assert notice.recipients == ("dangwei@example.org", "chen.jing@example.org")  # its 分管领导 in Cc
+    assert parsed(notice.data)["Cc"] == "chen.jing@example.org"
 
 
 def test_it_logs_on_one_clock_the_schedules_zone_with_its_offset(

@@ -28,6 +28,11 @@ SCHEDULED: tuple[Kind, ...] = ("reminder", "digest", "chase")  # the daemon's mo
 BUILT: tuple[Kind, ...] = ("reminder", "digest", "chase", "escalation", "headsup")
 
 
+def job_kinds(kind: Kind) -> tuple[Kind, ...]:
+    """What a scheduled job sends: the reminders' job sends the month's 督办通知 with them."""
+    return ("reminder", "escalation") if kind == "reminder" else (kind,)
+
+
 def fire_time(config: Config, cycle: str, kind: Kind) -> datetime:
     """When the kind's cron fires in the cycle's month (in the schedule's time zone), moved to a working day by
     `[schedule] shift` as the daemon moves it (schedule_shift: the moved day stays in the cycle's month)."""
