@@ -25,6 +25,9 @@ from sqlalchemy.engine import make_url
 from tests.conftest import ROOT, Cli, write_config
 
 CYCLE = "2021-06"
+# The messages of CYCLE: 40 reminders, 4 digests and 5 督办通知 — to the units leading a task due 2021年4月底前 (tasks
+# 8, 20, 32, 44, 56: units 8, 20, 32, 4 and 16), over 30 days overdue on 21 June, each with its 分管领导 in Cc.
+CYCLE_MESSAGES = 49
 UNITS = 40
 TASKS = 60
 SECTIONS = ("一", "二", "三", "四", "五")
@@ -37,7 +40,7 @@ LEADERS = (
     ("李组长", "驻局纪检监察组组长", "分管"),
 )
 DEADLINES = ("2021年6月底前", "2021年10月", "年底前", "三季度末", "2021年9月30日", "持续推进", "上半年",
-             "2021年12月31日", "2021年5月底前", "长期坚持", "2021年6月25日", "全年")
+             "2021年12月31日", "2021年4月底前", "长期坚持", "2021年6月25日", "全年")
 
 
 @dataclass(frozen=True)

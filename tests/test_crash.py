@@ -1,15 +1,15 @@
 """`kill -9` the sender at random moments of a cycle, start it again, and count what the SMTP server received.
 
-Each trial starts `reminders send --cycle 2021-06` (44 messages: 40 reminders, 4 digests) as a real process against a
-real aiosmtpd server that answers DATA a little late (after keeping the message, so a kill then cuts a transaction
-the server has already accepted), SIGKILLs it after a random delay, reaps it, and runs the same send to completion.
-The delays are stratified over a calibrated run's length (start-up, building and recording, sending, after), drawn
-from a seeded random.Random. The guarantee: every message arrives, at least once and at most twice; a message arrives
-twice only if the killed sender held it in an SMTP transaction (its row was 'sending', claimed by that process), so at
-most one message per connection, and both copies carry the same Message-ID; the outbox ends with every row sent.
-It is checked with the default `[smtp] connections = 2` (SQLite and PostgreSQL) and with one connection (SQLite).
-Each test writes its figures (trials, messages, lost, duplicated, where the kills landed) to a JSON file under its
-tmp_path and prints them (`pytest -s`).
+Each trial starts `reminders send --cycle 2021-06` (49 messages: 40 reminders, 5 督办通知 with a Cc, 4 digests) as a
+real process against a real aiosmtpd server that answers DATA a little late (after keeping the message, so a kill
+then cuts a transaction the server has already accepted), SIGKILLs it after a random delay, reaps it, and runs the
+same send to completion. The delays are stratified over a calibrated run's length (start-up, building and recording,
+sending, after), drawn from a seeded random.Random. The guarantee: every message arrives, at least once and at most
+twice; a message arrives twice only if the killed sender held it in an SMTP transaction (its row was 'sending',
+claimed by that process), so at most one message per connection, and both copies carry the same Message-ID; the
+outbox ends with every row sent. It is checked with the default `[smtp] connections = 2` (SQLite and PostgreSQL) and
+with one connection (SQLite). Each test writes its figures (trials, messages, lost, duplicated, where the kills
+landed) to a JSON file under its tmp_path and prints them (`pytest -s`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ SEED = 20210620
 DATA_DELAY = 0.008  # seconds between keeping a message and answering 250
 RCPT_DELAY = 0.002
 TRIALS = {"sqlite": 50, "postgres": 10, "one connection": 12}
-EXPECTED_MESSAGES = 44
+EXPECTED_MESSAGES = crashdata.CYCLE_MESSAGES
 NOTHING_RECORDED = "start-up or building (nothing recorded)"  # where a kill landed, as the outbox tells it
 SENDING = "sending"
 

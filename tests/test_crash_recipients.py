@@ -52,7 +52,7 @@ from tests.crashdata import (
 from tests.smtpserver import Received, RecordingServer
 
 SEED = 20210705
-EXPECTED_MESSAGES = 44
+EXPECTED_MESSAGES = crashdata.CYCLE_MESSAGES
 CONNECTIONS = 2  # the default `[smtp] connections`
 DATA_DELAY = 0.008  # seconds between keeping a message and answering 250: a kill then cuts an accepted transaction
 RCPT_DELAY = 0.001

@@ -27,7 +27,7 @@ from tests import crashdata
 from tests.crashdata import CYCLE, outbox_rows, reminders_process
 from tests.smtpserver import RecordingServer
 
-EXPECTED_MESSAGES = 44
+EXPECTED_MESSAGES = crashdata.CYCLE_MESSAGES
 DATA_DELAY = 0.15  # seconds the server holds each 250, so a signal lands while messages are in flight
 FINISH = "完成本月发送请运行 (to finish, run): "
 
@@ -140,7 +140,7 @@ def test_it_puts_back_the_claims_of_a_stopped_maildir_run_at_once(sqlite_templat
         if len(lines) == 3:
             stop.set()
 
-    result = dispatch.send_cycle(engine, config, CYCLE, ("reminder", "digest"), echo=echo, stop=stop)
+    result = dispatch.send_cycle(engine, config, CYCLE, ("reminder", "escalation", "digest"), echo=echo, stop=stop)
 
     assert result.interrupted and len(result.sent) == 3
     assert result.released == dispatch.claim_batch(config) - 3  # a batch was claimed; what was not sent went back
