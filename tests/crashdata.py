@@ -28,6 +28,7 @@ CYCLE = "2021-06"
 # The messages of CYCLE: 40 reminders, 4 digests and 5 督办通知 — to the units leading a task due 2021年4月底前 (tasks
 # 8, 20, 32, 44, 56: units 8, 20, 32, 4 and 16), over 30 days overdue on 21 June, each with its 分管领导 in Cc.
 CYCLE_MESSAGES = 49
+CYCLE_STEPS = 5  # one rung-2 step per overdue task of the 督办通知
 UNITS = 40
 TASKS = 60
 SECTIONS = ("一", "二", "三", "四", "五")

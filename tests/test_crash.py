@@ -9,7 +9,8 @@ twice; a message arrives twice only if the killed sender held it in an SMTP tran
 claimed by that process), so at most one message per connection, and both copies carry the same Message-ID; the
 outbox ends with every row sent. It is checked with the default `[smtp] connections = 2` (SQLite and PostgreSQL) and
 with one connection (SQLite). Each test writes its figures (trials, messages, lost, duplicated, where the kills
-landed) to a JSON file under its tmp_path and prints them (`pytest -s`).
+landed) to a JSON file under its tmp_path and prints them (`pytest -s`). The same trials run the day's 临期提醒
+(`send --kind headsups --as-of 2021-06-24`), which must also record each ladder step exactly once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import create_engine, select
+
+from reminders.store.models import LadderStep
 from tests import crashdata
 from tests.crashdata import CYCLE, LANES, Row, outbox_rows, reminders_process
 from tests.smtpserver import Received, RecordingServer
@@ -30,7 +34,7 @@ from tests.smtpserver import Received, RecordingServer
 SEED = 20210620
 DATA_DELAY = 0.008  # seconds between keeping a message and answering 250
 RCPT_DELAY = 0.002
-TRIALS = {"sqlite": 50, "postgres": 10, "one connection": 12}
+TRIALS = {"sqlite": 50, "postgres": 10, "one connection": 12, "heads-ups": 12}
 EXPECTED_MESSAGES = crashdata.CYCLE_MESSAGES
 NOTHING_RECORDED = "start-up or building (nothing recorded)"  # where a kill landed, as the outbox tells it
 SENDING = "sending"
@@ -50,30 +54,55 @@ def _phase(rows: list[Row]) -> str:
     return SENDING
 
 
-def _send(config: Path, output: Path) -> subprocess.Popen[bytes]:
-    return reminders_process(config, "send", "--cycle", CYCLE, output=output)
+@dataclass(frozen=True)
+class Run:
+    """What a trial's sender runs, how many messages it must deliver, how long the server takes over each DATA, and
+    how many ladder steps it must record once each."""
+
+    command: tuple[str, ...]
+    expected: int
+    data_delay: float = DATA_DELAY
+    steps: int = 0
 
 
+MONTH = Run(("send", "--cycle", CYCLE), EXPECTED_MESSAGES, steps=crashdata.CYCLE_STEPS)
+# 临期提醒 on Thursday 24 June: tasks due 25 June (1 working day) and 30 June (4 working days), 15 tasks of 13 units;
+# the server answers slowly, so that a good share of the kills fall while the few notices are being sent.
+HEADSUPS = Run(("send", "--kind", "headsups", "--as-of", "2021-06-24"), 13, data_delay=0.15, steps=15)
 
 
-def _server() -> RecordingServer:
+def _send(config: Path, output: Path, run: Run) -> subprocess.Popen[bytes]:
+    return reminders_process(config, *run.command, output=output)
+
+
+def _server(run: Run) -> RecordingServer:
     smtp = RecordingServer()
-    smtp.delay_replies(DATA_DELAY, "data")
+    smtp.delay_replies(run.data_delay, "data")
     smtp.delay_replies(RCPT_DELAY, "rcpt")
     return smtp
 
 
-def _calibrate(database: str, template: str, folder: Path, smtp_lines: str) -> float:
+def _steps(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.scalars(select(LadderStep.step_key)))
+    finally:
+        engine.dispose()
+
+
+def _calibrate(database: str, template: str, folder: Path, smtp_lines: str, run: Run) -> float:
     """The length of one uninterrupted send, from process start to exit."""
     folder.mkdir()
     url = crashdata.trial_database(database, template, folder)
-    with _server() as smtp:
+    with _server(run) as smtp:
         config = crashdata.prepared_config(folder, url, smtp.port, smtp_lines)
         started = time.monotonic()
-        process = _send(config, folder / "send.log")
+        process = _send(config, folder / "send.log", run)
         assert process.wait(timeout=120) == 0, (folder / "send.log").read_text(encoding="utf-8")
         elapsed = time.monotonic() - started
-        assert len(smtp.messages) == EXPECTED_MESSAGES
+        assert len(smtp.messages) == run.expected
+        assert len(_steps(url)) == run.steps
     return elapsed
 
 
@@ -131,26 +160,29 @@ class Trial:
     failure: str | None
 
 
-def _trial(number: int, delay: float, database: str, template: str, folder: Path, smtp_lines: str) -> Trial:
+def _trial(number: int, delay: float, database: str, template: str, folder: Path, smtp_lines: str,
+           run: Run) -> Trial:
     """Start a send, SIGKILL it after `delay` seconds, reap it, send again to the end; judge what arrived."""
     folder.mkdir()
     url = crashdata.trial_database(database, template, folder)
-    with _server() as smtp:
+    with _server(run) as smtp:
         config = crashdata.prepared_config(folder, url, smtp.port, smtp_lines)
-        victim = _send(config, folder / "killed.log")
+        victim = _send(config, folder / "killed.log", run)
         time.sleep(delay)
         victim.kill()
         victim.wait(timeout=30)  # reaped, as a supervisor would: a zombie still looks alive to recover()
         after_kill = outbox_rows(url)
         before_restart = len(smtp.messages)
-        rerun = _send(config, folder / "rerun.log")
+        rerun = _send(config, folder / "rerun.log", run)
         code = rerun.wait(timeout=120)
         time.sleep(0.05)  # let the server finish with the last connection
         received = smtp.messages
     rows = outbox_rows(url)
     in_flight = {row.addresses for row in after_kill if row.state == "sending"}
     connections = 1 if "connections = 1" in smtp_lines else 2
-    problems, deliveries = _check_trial(rows, received, EXPECTED_MESSAGES, in_flight, connections)
+    problems, deliveries = _check_trial(rows, received, run.expected, in_flight, connections)
+    if len(steps := _steps(url)) != run.steps:
+        problems.append(f"{len(steps)} ladder steps recorded, expected {run.steps}")
     if code != 0:
         problems.append(f"the second send exited {code}: {(folder / 'rerun.log').read_text(encoding='utf-8')}")
     phase = _phase(after_kill)
@@ -164,14 +196,15 @@ def _trial(number: int, delay: float, database: str, template: str, folder: Path
                  sum(n - 1 for n in deliveries.values() if n > 1), failure)
 
 
-def _run_trials(database: str, templates: list[str], tmp_path: Path, trials: int, smtp_lines: str = "") -> None:
+def _run_trials(database: str, templates: list[str], tmp_path: Path, trials: int, smtp_lines: str = "",
+                run: Run = MONTH) -> None:
     """`trials` kill-and-restart trials, run in as many parallel lanes as there are templates."""
     began = time.monotonic()
     rng = random.Random(SEED)
     lanes = len(templates)
     with ThreadPoolExecutor(lanes) as pool:  # calibrate under the same load as the trials
         runs = list(pool.map(lambda lane: _calibrate(database, templates[lane], tmp_path / f"calibration-{lane}",
-                                                     smtp_lines), range(lanes)))
+                                                     smtp_lines, run), range(lanes)))
     calibrated = sum(runs) / lanes
     span = calibrated * 1.05  # a little past the end: a kill after the last message must change nothing either
     # One delay per equal slice of the run, in a shuffled order: every phase of the run is hit.
@@ -180,13 +213,13 @@ def _run_trials(database: str, templates: list[str], tmp_path: Path, trials: int
 
     def lane(index: int) -> list[Trial]:
         return [_trial(number, delays[number - 1], database, templates[index], tmp_path / f"trial-{number:02d}",
-                       smtp_lines) for number in range(index + 1, trials + 1, lanes)]
+                       smtp_lines, run) for number in range(index + 1, trials + 1, lanes)]
 
     with ThreadPoolExecutor(lanes) as pool:
         results = sorted((t for lane_trials in pool.map(lane, range(lanes)) for t in lane_trials),
                          key=lambda t: t.number)
     figures = {
-        "database": database, "seed": SEED,
+        "database": database, "seed": SEED, "command": " ".join(run.command),
         "config": f"[smtp] {smtp_lines}" if smtp_lines else "defaults ([smtp] connections = 2)",
         "trials": len(results), "messages_expected": sum(t.expected for t in results),
         "deliveries": sum(t.deliveries for t in results), "lost": sum(t.lost for t in results),
@@ -216,6 +249,11 @@ def test_it_loses_nothing_and_resends_only_cut_transactions_after_a_kill_on_sqli
 def test_it_loses_nothing_and_resends_only_cut_transactions_after_a_kill_on_postgresql(
         postgres_prepared: list[str], tmp_path: Path) -> None:
     _run_trials("postgres", postgres_prepared, tmp_path, TRIALS["postgres"])
+
+
+def test_it_sends_each_heads_up_and_records_its_steps_once_however_a_kill_falls(
+        sqlite_template: str, tmp_path: Path) -> None:
+    _run_trials("sqlite", [sqlite_template] * LANES, tmp_path, TRIALS["heads-ups"], run=HEADSUPS)
 
 
 def test_it_delivers_at_most_one_message_twice_after_a_kill_with_one_connection(

@@ -122,7 +122,16 @@ def test_the_notice_names_the_tasks_deadline_and_working_days_left(plan: Cli, sm
         assert "2021年9月30日" in body and "剩余 5 个工作日" in body
         assert "确难按期完成的，请于截止前提出延期申请并说明理由" in body
         assert "督查室" in body
+        assert "民族工作处　马丽同志：" in body and "你单位牵头的以下 2 项" in body  # the reminders' salutation
     assert "【5】" in text and "【6】" in text and "【19】" not in text
+
+
+def test_the_notice_addresses_the_unit_by_the_configured_form(plan: Cli, smtp: RecordingServer) -> None:
+    plan.config.write_text(plan.config.read_text(encoding="utf-8").replace(
+        "[delivery]", '[mail]\naddress_form = "贵单位"\n\n[delivery]'), encoding="utf-8")
+    _send(plan, date(2021, 9, 24))
+    [mail] = _mails(smtp, MINZU)
+    assert "贵单位牵头的以下 2 项" in _text(mail) and "贵单位牵头的以下 2 项" in _html(mail)
 
 
 def test_the_english_notice_names_the_same(tmp_path: Path, plan: Cli, smtp: RecordingServer) -> None:

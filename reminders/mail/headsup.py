@@ -45,6 +45,7 @@ class HeadsupContext:
     office: Office
     tasks: tuple[HeadsupLine, ...]  # the nearest deadline first
     report_url: str | None = None  # the unit's signed report link; None without a web secret
+    address_form: str = "你单位"  # `[mail] address_form`: how the Chinese wording names the unit
 
 
 def step_key(task_id: int, deadline: date, milestone: int) -> str:
@@ -100,7 +101,7 @@ def headsup_drafts(session: Session, config: Config, status: PlanStatus, units: 
         tasks = tuple(_headsup_line(mail_line(line, work, day, "lead"), left, tight)
                       for line, left, tight, _steps in found)
         context = HeadsupContext(unit.name, unit.contact, this_cycle, day, office, tasks,
-                                 unit_link(config, unit.id, this_cycle))
+                                 unit_link(config, unit.id, this_cycle), config.mail.address_form)
         yield Draft("headsup", this_cycle, f"unit:{unit.id}:{day.isoformat()}", unit.name, tuple(unit.addresses),
                     context, steps=tuple(step for *_rest, steps in found for step in steps))
 
