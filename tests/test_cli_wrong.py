@@ -25,7 +25,7 @@ def error_of(*args: str) -> tuple[int, str]:
     (["send", "--cycle", "2021-13"],
      "Error: --cycle：月份应为 YYYY-MM，如 2021-06，而不是 “2021-13” (expected YYYY-MM)"),
     (["outbox", "--cycle", "June"], "Error: --cycle：月份应为 YYYY-MM，如 2021-06，而不是 “June” (expected YYYY-MM)"),
-    (["send"], "Error: 缺少选项 --cycle，格式 YYYY-MM (missing option --cycle)"),
+    (["send"], "Error: 缺少 --cycle，例如 --cycle 2021-06 (missing option --cycle, e.g. --cycle 2021-06)"),
     (["progress", "3", "--note", "x"], "Error: 缺少选项 --unit (missing option --unit)"),
     (["progress", "amend"], "Error: 缺少参数 ID (missing argument ID)"),
     (["progress", "amend", "4", "--note"], "Error: 选项 --note 后面需要一个值 (option --note requires a value)"),
@@ -37,7 +37,7 @@ def error_of(*args: str) -> tuple[int, str]:
      "120 is not in the range 0<=x<=100.)"),
     (["status", "--colour"], "Error: 没有选项 --colour (no such option --colour)"),
     (["sned"], "Error: 没有命令 “sned”；可用的命令：admin、check-config、export、import-assignments、import-leaders、"
-               "import-plan、import-units、init、outbox、preview、progress、run、send、serve、status"
+               "import-plan、import-units、init、ladder、outbox、preview、progress、run、send、serve、status"
                " (no such command 'sned')"),
     (["status", "extra"], "Error: 多余的参数：extra (unexpected extra argument: extra)"),
 ])
