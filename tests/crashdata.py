@@ -2,7 +2,7 @@
 
 `write_inputs` writes the plan text and the three tables; `prepare` runs `init` and the imports through the CLI.
 A prepared SQLite file is copied per trial with SQLite's backup API (which also carries what is still in the WAL);
-a prepared PostgreSQL schema is reused, its outbox emptied between trials (the outbox is the only state a send
+a prepared PostgreSQL schema is reused, its outbox and ladder steps emptied between trials (the only state a send
 changes).
 """
 
@@ -194,10 +194,11 @@ def reminders_process(config: Path, *args: str, output: Path) -> subprocess.Pope
 
 
 def reset_outbox(db_url: str) -> None:
-    """Forget every message recorded: the database is back to its prepared state."""
+    """Forget every message recorded and the ladder steps they took: the database is back to its prepared state."""
     engine = create_engine(db_url)
     try:
         with engine.begin() as connection:
+            connection.execute(text("delete from ladder_steps"))
             connection.execute(text("delete from outbox"))
     finally:
         engine.dispose()

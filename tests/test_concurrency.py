@@ -24,7 +24,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import create_engine, func, select
 
+from reminders.store.models import LadderStep
 from tests import crashdata
 from tests.crashdata import CYCLE, LANES, Row, outbox_rows, reminders_process
 from tests.smtpserver import Received, RecordingServer
@@ -32,6 +34,7 @@ from tests.smtpserver import Received, RecordingServer
 SEED = 20210626
 TRIALS = 20  # pairs of `send` per database
 DAEMON_TRIALS = 5  # daemon + `send` per database
+HEADSUP_TRIALS = 6  # pairs of `send --kind headsups` per database
 EXPECTED_MESSAGES = crashdata.CYCLE_MESSAGES
 DATA_DELAY = 0.004  # so both senders are still sending when the second one starts claiming
 TZ = ZoneInfo("Asia/Shanghai")
@@ -114,20 +117,34 @@ def _judge(number: int, rows: list[Row], received: list[Received], logs: tuple[P
                    problems)
 
 
-def _two_sends(number: int, database: str, template: str, folder: Path, offset: float) -> Outcome:
+def _two_sends(number: int, database: str, template: str, folder: Path, offset: float,
+               command: tuple[str, ...] = ("send", "--cycle", CYCLE), expected: int = EXPECTED_MESSAGES,
+               steps: int = crashdata.CYCLE_STEPS) -> Outcome:
     folder.mkdir()
     url = crashdata.trial_database(database, template, folder)
     with RecordingServer() as smtp:
         smtp.delay_replies(DATA_DELAY)
         config = crashdata.prepared_config(folder, url, smtp.port)
         logs = (folder / "first.log", folder / "second.log")
-        first = reminders_process(config, "send", "--cycle", CYCLE, output=logs[0])
+        first = reminders_process(config, *command, output=logs[0])
         time.sleep(offset)
-        second = reminders_process(config, "send", "--cycle", CYCLE, output=logs[1])
+        second = reminders_process(config, *command, output=logs[1])
         codes = (first.wait(timeout=120), second.wait(timeout=120))
         time.sleep(0.05)  # let the server finish with the last connection
         received = smtp.messages
-    return _judge(number, outbox_rows(url), received, logs, codes, CYCLE)
+    outcome = _judge(number, outbox_rows(url), received, logs, codes, CYCLE, expected)
+    if (recorded := _step_count(url)) != steps:
+        outcome.problems.append(f"{recorded} ladder steps recorded, expected {steps}")
+    return outcome
+
+
+def _step_count(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(select(func.count()).select_from(LadderStep)) or 0)
+    finally:
+        engine.dispose()
 
 
 def _would_send(config: Path, cycle: str) -> int:
@@ -214,6 +231,19 @@ def test_it_sends_each_message_once_when_two_sends_start_together(prepared: tupl
     _report("two `reminders send`", database, outcomes, offsets, tmp_path, began)
     # The starts were close enough for the two senders to share the work in most trials.
     assert sum(1 for o in outcomes if min(o.sent_by) > 0) >= TRIALS // 2, [o.sent_by for o in outcomes]
+
+
+def test_it_sends_each_heads_up_once_when_two_sends_start_together(prepared: tuple[str, list[str]],
+                                                                  tmp_path: Path) -> None:
+    """The day's 临期提醒 (13 notices, 20 ladder steps on 24 June) from two senders at once: each sent once."""
+    database, templates = prepared
+    began = time.monotonic()
+    rng = random.Random(SEED)
+    offsets = [rng.uniform(0, 0.1) if number % 2 else 0.0 for number in range(HEADSUP_TRIALS)]
+    outcomes = _in_lanes(templates, lambda number, template: _two_sends(
+        number, database, template, tmp_path / f"trial-{number:02d}", offsets[number - 1],
+        ("send", "--kind", "headsups", "--as-of", "2021-06-24"), 13, 20), HEADSUP_TRIALS)
+    _report("two `reminders send --kind headsups`", database, outcomes, offsets, tmp_path, began)
 
 
 def test_it_sends_each_message_once_when_a_manual_send_meets_the_daemons_catch_up(
