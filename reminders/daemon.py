@@ -111,7 +111,8 @@ def by_hand(kind: Kind, cycle: str, when: datetime) -> str:
     """The command that sends a job's run by hand: a month's kind by its cycle, the heads-ups by their day."""
     if kind == HEADSUP:
         return f"reminders send --kind headsups --as-of {when.date().isoformat()}"
-    return f"reminders send --cycle {cycle} --kind {kind}s"  # reminders, digests, chases
+    commands = [f"reminders send --cycle {cycle} --kind {job}s" for job in job_kinds(kind)]  # reminders: notices too
+    return "; ".join(commands)
 
 
 _told: set[tuple[str, bool]] = set()  # (plan title, ended): said once per process, not at every job
@@ -338,8 +339,8 @@ def run_daemon(config: Config, engine: Engine, stop: threading.Event | None = No
                               id=f"catch-up-{kind}", name=f"catch-up {kind}s", replace_existing=True)
         elif _safe_recorded(engine, kind, cycle) == 0:
             log.warning("missed: the %s run of %s (%s) is older than misfire_grace (%s) and was not sent; "
-                        "send it by hand: reminders send --cycle %s --kind %ss", kind, cycle, fired_at.isoformat(),
-                        config.schedule.misfire_grace, cycle, kind)
+                        "send it by hand: %s", kind, cycle, fired_at.isoformat(), config.schedule.misfire_grace,
+                        by_hand(kind, cycle, fired_at))
     headsup_due = job_triggers(config)[HEADSUP].get_next_fire_time(None, now.replace(hour=0, minute=0, second=0,
                                                                                             microsecond=0))
     if headsup_due is not None and headsup_due <= now:  # today's heads-ups passed while the daemon was down

@@ -230,12 +230,12 @@ def test_it_retries_a_job_when_the_database_is_unreachable_and_keeps_running(
 
     path = write_config(tmp_path / "r.toml", "postgresql://ducha:s3cret@127.0.0.1:1/reminders")
     text = path.read_text(encoding="utf-8").replace('reminders = "0 9 20 * *"', 'reminders = "0 0 * * *"')
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text + 'shift = "none"\n', encoding="utf-8")  # midnight today, on a weekend too
     config = config_module.load(str(path))
     caplog.set_level("INFO", logger="reminders")
     cycle = _this_cycle()
     giving_up = (f"job reminder: 放弃本次发送 {cycle}，请手动发送 (giving up on cycle {cycle}; send it by hand): "
-                 f"reminders send --cycle {cycle} --kind reminders")
+                 f"reminders send --cycle {cycle} --kind reminders; reminders send --cycle {cycle} --kind escalations")
     _run_until(config, make_engine(config.database_url), lambda: giving_up in _messages(caplog), repr(giving_up),
                retry=Retry(attempts=3, delay=0.05))
     unreachable = [m for m in _messages(caplog) if m.startswith("job reminder: 数据库")]
@@ -266,7 +266,8 @@ def test_it_logs_a_cycle_missed_beyond_the_grace_with_the_command_to_send_it(
     missed = [m for m in _messages(caplog) if m.startswith("missed: the reminder run")]
     assert missed == [f"missed: the reminder run of {year}-01 ({datetime(year, 1, 1, tzinfo=TZ).isoformat()}) is older "
                       f"than misfire_grace (1s) and was not sent; send it by hand: "
-                      f"reminders send --cycle {year}-01 --kind reminders"]
+                      f"reminders send --cycle {year}-01 --kind reminders; "
+                      f"reminders send --cycle {year}-01 --kind escalations"]
     assert not any("catching up" in m for m in _messages(caplog))
 
 
