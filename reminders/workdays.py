@@ -11,6 +11,7 @@ Counting follows practice (and 行政许可法 §82): the day of the assignment 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,6 +50,12 @@ class WorkCalendar:
     extra_workdays: frozenset[date] = frozenset()
 
     def is_workday(self, day: date) -> bool:
+        counts, at = _year_counts(self, day.year), day.timetuple().tm_yday
+        return counts[at] > counts[at - 1]
+
+    def _decide(self, day: date) -> bool:
+        """The rule itself, day by day (chinesecalendar checks its argument on every call, which is slow): read
+        through `_year_counts`, which asks once per day of a year."""
         if day in self.extra_workdays:
             return True
         if day in self.extra_holidays:
@@ -91,8 +98,10 @@ class WorkCalendar:
         """Working days after `a` up to and including `b` (剩余 N 个工作日 from today to a deadline). When `b` is
         before `a`, minus the working days from `b` up to but not including `a`: the steps add_workdays takes back,
         so that workdays_between(a, add_workdays(a, n)) == n for every n."""
-        sign = 1 if b >= a else -1
-        return sign * sum(1 for k in range(1, abs((b - a).days) + 1) if self.is_workday(a + sign * timedelta(days=k)))
+        if b < a:
+            return -self.workdays_between(b - _DAY, a - _DAY)
+        whole_years = sum(_year_counts(self, year)[-1] for year in range(a.year, b.year))
+        return whole_years + _so_far(self, b) - _so_far(self, a)
 
     def covers(self, year: int) -> bool:
         """Whether the calendar knows `year` as configured: always for weekdays and all, for cn when the library
@@ -113,6 +122,23 @@ class WorkCalendar:
                 f"(chinesecalendar knows {first}–{last}, not {year}: {year}'s working days are Monday–Friday plus "
                 f"the extra lists (dates of {year} listed: {listed}); upgrade chinesecalendar or list {year}'s "
                 "holidays and make-up workdays)")
+
+
+@functools.cache
+def _year_counts(calendar: WorkCalendar, year: int) -> tuple[int, ...]:
+    """counts[k]: the working days of `year` among its first k days (counts[0] == 0), so a day's answer and any
+    span's count are two lookups. Built once per calendar and year, for the life of the process."""
+    counts, total, day = [0], 0, date(year, 1, 1)
+    while day.year == year:
+        total += calendar._decide(day)
+        counts.append(total)
+        day += _DAY
+    return tuple(counts)
+
+
+def _so_far(calendar: WorkCalendar, day: date) -> int:
+    """Working days of `day`'s year from 1 January up to and including `day`."""
+    return _year_counts(calendar, day.year)[day.timetuple().tm_yday]
 
 
 def make_calendar(mode: Mode = "cn", extra_holidays: Iterable[date] = (),

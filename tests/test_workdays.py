@@ -7,6 +7,7 @@ import logging
 from datetime import date, timedelta
 from pathlib import Path
 
+import chinese_calendar  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -82,6 +83,18 @@ def test_workdays_between_undoes_add_workdays(day: date, n: int) -> None:
     later = CN.add_workdays(day, n)
     assert CN.workdays_between(day, later) == n
     assert n == 0 or CN.is_workday(later)
+
+
+@given(st.dates(date(2005, 1, 1), date(2026, 12, 31)), st.dates(date(2005, 1, 1), date(2026, 12, 31)))
+def test_working_days_are_the_librarys_own_count_across_years(a: date, b: date) -> None:
+    """The counts are read from a table built once per year: they must equal chinesecalendar's own list of
+    working days, 调休 Saturdays included, over any span, across year ends and backwards."""
+    assert CN.is_workday(a) == chinese_calendar.is_workday(a)
+    first, last = sorted((a, b))
+    days = len(chinese_calendar.get_workdays(first + timedelta(days=1), last)) if last > first else 0
+    assert CN.workdays_between(first, last) == days
+    behind = len(chinese_calendar.get_workdays(first, last - timedelta(days=1))) if last > first else 0
+    assert CN.workdays_between(last, first) == -behind
 
 
 def test_a_year_the_library_does_not_know_falls_back_to_weekdays_and_the_extra_lists(
