@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import io
 import math
+from copy import copy
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from reminders.columns import display_width
 from reminders.text import writable
 from reminders.vocabulary import LEDGER_FILLS, LIGHT_COLOURS, STATES, TaskState, zh_date
+
+if TYPE_CHECKING:
+    from openpyxl.styles import PatternFill
+    from openpyxl.styles.cell_style import StyleArray
 
 Value = str | int | float | date | None
 Kind = Literal["text", "number", "date", "percent"]
@@ -107,6 +112,13 @@ def _argb(colour: str) -> str:
     return "FF" + colour.lstrip("#").upper()
 
 
+def _state_fill(fill: type[PatternFill], pattern: Pattern, state: TaskState) -> PatternFill:
+    if pattern == "solid":  # a solid fill shows fgColor: the pale shade, so the word stays legible
+        return fill("solid", fgColor=_argb(LEDGER_FILLS.get(state, "FFFFFF")))
+    return fill(pattern, fgColor=_argb(LIGHT_COLOURS.get(state, "#808080")),
+                bgColor=_argb(LEDGER_FILLS.get(state, "FFFFFF")))
+
+
 def sheet_bytes(ledger: Ledger) -> bytes:
     """The ledger as an XLSX workbook of one sheet, laid out for printing."""
     from openpyxl import Workbook
@@ -143,6 +155,9 @@ def sheet_bytes(ledger: Ledger) -> bytes:
     sheet.row_dimensions[header].height = 2 * LINE_POINTS + 4
 
     patterns = state_patterns()
+    # Styling a cell makes openpyxl hash its font, border, fill and alignment to find them in the workbook's lists,
+    # which took most of the time for a large plan: each distinct cell style is made once, then copied.
+    made: dict[tuple[int, TaskState | None], StyleArray] = {}
     for index, row in enumerate(ledger.rows, start=header + 1):
         for number, (column, value) in enumerate(zip(COLUMNS, row.cells, strict=True), start=1):
             cell = sheet.cell(row=index, column=number)
@@ -151,6 +166,10 @@ def sheet_bytes(ledger: Ledger) -> bytes:
                 cell.data_type = "s"  # text, always: openpyxl would store a value starting with "=" as a formula
             else:
                 cell.value = value
+            key = (number, row.state if number - 1 == STATE_COLUMN else None)
+            if key in made:
+                cell._style = copy(made[key])  # type: ignore[union-attr]  # openpyxl's stubs omit _style
+                continue
             if column.kind == "date":
                 cell.number_format = "yyyy-mm-dd"
             elif column.kind == "percent":
@@ -160,12 +179,10 @@ def sheet_bytes(ledger: Ledger) -> bytes:
             centred = column.kind != "text" or number - 1 == STATE_COLUMN
             cell.alignment = Alignment(vertical="top", wrap_text=column.wrap,
                                        horizontal="center" if centred else None)
-        state = sheet.cell(row=index, column=STATE_COLUMN + 1)
-        state.font = Font(name=FONT_NAME, charset=FONT_CHARSET, size=FONT_SIZE, bold=True)
-        state.fill = PatternFill(patterns[row.state], fgColor=_argb(LIGHT_COLOURS.get(row.state, "#808080")),
-                                 bgColor=_argb(LEDGER_FILLS.get(row.state, "FFFFFF")))
-        if patterns[row.state] == "solid":  # a solid fill shows fgColor: the pale shade, so the word stays legible
-            state.fill = PatternFill("solid", fgColor=_argb(LEDGER_FILLS.get(row.state, "FFFFFF")))
+            if number - 1 == STATE_COLUMN:
+                cell.font = Font(name=FONT_NAME, charset=FONT_CHARSET, size=FONT_SIZE, bold=True)
+                cell.fill = _state_fill(PatternFill, patterns[row.state], row.state)
+            made[key] = copy(cell._style)  # type: ignore[union-attr]
         sheet.row_dimensions[index].height = row_lines(row.cells) * LINE_POINTS + 4
 
     for number, column in enumerate(COLUMNS, start=1):
