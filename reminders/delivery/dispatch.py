@@ -31,6 +31,7 @@ from reminders.delivery.smtp import (
     RelayUnreachable,
     deliver_smtp,
 )
+from reminders.delivery.writer import GroupWriter
 from reminders.mail.compose import BUILT, build_drafts, iter_drafts
 from reminders.mail.message import OutgoingMessage, renderer_for
 from reminders.mail.receipts import first_report, receipt_draft, receipt_prefix, window_reports
@@ -259,13 +260,35 @@ def _deliver(engine: Engine, config: Config, cycle: str | None, kinds: Sequence[
         return claimed.popleft() if claimed else None
 
     def settle(outcome: Outcome) -> None:
+        """Maildir: one message at a time, settled in its own commit."""
         label, item = names.get(outcome.key, str(outcome.key)), claims.pop(outcome.key, None)
         try:
             settled = _reconnecting(engine, lambda: outbox.settle(engine, outcome, item, config.delivery.give_up))
         except (OperationalError, InterfaceError):
-            if outcome.sent:
-                echo(f"已发送但未能记录 sent, not recorded (the next run sends it again)  {label}")
+            said_sent(outcome, label)
             raise
+        tally(outcome, item, label, settled)
+
+    def commit(group: Sequence[tuple[Outcome, outbox.Claimed | None]]) -> list[outbox.Settled]:
+        return _reconnecting(engine, lambda: outbox.settle_many(engine, group, config.delivery.give_up))
+
+    writer = GroupWriter(commit)
+
+    async def settle_off_loop(outcome: Outcome) -> None:
+        """SMTP: the settle is committed by the writer thread, with the other connections' settles."""
+        label, item = names.get(outcome.key, str(outcome.key)), claims.pop(outcome.key, None)
+        try:
+            settled = await writer.write((outcome, item))
+        except (OperationalError, InterfaceError):
+            said_sent(outcome, label)
+            raise
+        tally(outcome, item, label, settled)
+
+    def said_sent(outcome: Outcome, label: str) -> None:
+        if outcome.sent:
+            echo(f"已发送但未能记录 sent, not recorded (the next run sends it again)  {label}")
+
+    def tally(outcome: Outcome, item: outbox.Claimed | None, label: str, settled: outbox.Settled) -> None:
         delivered = _delivered(outcome, item)
         if settled.state == "sent":
             result.sent.append(label)
@@ -286,7 +309,8 @@ def _deliver(engine: Engine, config: Config, cycle: str | None, kinds: Sequence[
         if config.delivery.transport == "maildir":
             deliver_maildir(config.delivery.maildir, claim, settle)
         else:
-            unsettled = asyncio.run(deliver_smtp(smtp_settings(config), claim, settle, stop, tell=echo))
+            with writer:
+                unsettled = asyncio.run(deliver_smtp(smtp_settings(config), claim, settle_off_loop, stop, tell=echo))
     except RelayUnreachable as exc:  # the relay is away: the rest stays pending, due at once for the next run
         outbox.release(engine, [*exc.unsettled, *(envelope.key for envelope in claimed)])
         result.halted = str(exc)

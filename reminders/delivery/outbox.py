@@ -27,7 +27,7 @@ from reminders.delivery.smtp import Envelope, Outcome
 from reminders.errors import ReminderError
 from reminders.mail.message import OutgoingMessage
 from reminders.store.models import OutboxMessage
-from reminders.tracking.steps import record_steps
+from reminders.tracking.steps import record_carried
 from reminders.vocabulary import Kind
 
 LEASE = timedelta(minutes=15)
@@ -141,9 +141,9 @@ def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chun
                                                         "last_error": m.error}),
         } for m in batch]
         added += len(session.execute(statement, rows).all())
-        for m in batch:  # the ladder steps a message takes: recorded in the same transaction as the message
-            if isinstance(m, OutgoingMessage) and m.steps:
-                record_steps(session, m.steps, m.message_id)
+        # The ladder steps the messages take: recorded in the same transaction as the messages.
+        record_carried(session, ((step, m.message_id) for m in batch if isinstance(m, OutgoingMessage)
+                                 for step in m.steps))
     return added
 
 
@@ -233,7 +233,31 @@ def settle(engine: Engine, outcome: Outcome, claimed: Claimed | None = None,
     A message put off (pending) waits for its next attempt (one minute, doubling, at most an hour); once it has been
     failing for `give_up_after`, it fails with the last answer. Without `claimed` (a caller that kept nothing of
     the claim), the message is taken as tried at all its addresses, first try."""
+    [settled] = settle_many(engine, [(outcome, claimed)], give_up_after, now=now)
+    return settled
+
+
+def settle_many(engine: Engine, outcomes: Sequence[tuple[Outcome, Claimed | None]],
+                give_up_after: timedelta = timedelta(days=3), *, now: datetime | None = None) -> list[Settled]:
+    """`settle` for several messages in one transaction: one commit (one disk flush) for all of them, which is
+    what lets the senders' settles be committed together (delivery.writer)."""
     now = now.astimezone(UTC) if now else datetime.now(UTC)
+    settled, updates = [], []
+    for outcome, claimed in outcomes:
+        values, state = _settled_values(outcome, claimed, give_up_after, now)
+        settled.append(state)
+        updates.append(update(OutboxMessage)
+                       .where(OutboxMessage.id == outcome.key, OutboxMessage.state == "sending",
+                              OutboxMessage.claimed_by == owner())
+                       .values(state=state.state, last_error=state.error, **values))
+    with engine.begin() as connection:
+        for statement in updates:
+            connection.execute(statement)
+    return settled
+
+
+def _settled_values(outcome: Outcome, claimed: Claimed | None, give_up_after: timedelta, now: datetime
+                    ) -> tuple[dict[str, Any], Settled]:
     tried = claimed.envelope.recipients if claimed else ()
     values: dict[str, Any] = {"claimed_at": None, "claimed_by": None, "next_attempt_at": None}
     merged: addressed.Deliveries = {}
@@ -255,14 +279,7 @@ def settle(engine: Engine, outcome: Outcome, claimed: Claimed | None = None,
         else:
             values["next_attempt_at"] = now + min(FIRST_WAIT * 2 ** min(attempts - 1, 12), LONGEST_WAIT)
             values["first_failed_at"] = func.coalesce(OutboxMessage.first_failed_at, now)
-    with engine.begin() as session:
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == outcome.key, OutboxMessage.state == "sending",
-                   OutboxMessage.claimed_by == owner())
-            .values(state=state, last_error=error, **values)
-        )
-    return Settled(state, error, values["next_attempt_at"])
+    return values, Settled(state, error, values["next_attempt_at"])
 
 
 @dataclass(frozen=True)

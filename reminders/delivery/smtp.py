@@ -7,7 +7,7 @@ import logging
 import ssl
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import aiosmtplib
@@ -58,7 +58,8 @@ class Outcome:
 
 
 Claim = Callable[[], Envelope | None]
-Settle = Callable[[Outcome], None]
+# A settle may return an awaitable (a write committed off the loop): the worker awaits it before its next message.
+Settle = Callable[[Outcome], Awaitable[None] | None]
 Tell = Callable[[str], None]
 
 # Rate answers in a row, each at a pace already lowered (the refusals of one burst over several connections count
@@ -349,14 +350,14 @@ async def _worker(run: _Run) -> None:
                 break
             if outcome is None:
                 break
-            run.settle(outcome)
+            await _settled(run, outcome)
             run.in_hand.discard(env.key)
     except RelayUnreachable as exc:
         run.stopped.set()
         conn.close()
         run.workers -= 1
         if env is not None and env.key in run.in_hand:  # the message that met the breaker counts one failed try
-            run.settle(Outcome(env.key, sent=False, error=exc.last or str(exc)))
+            await _settled(run, Outcome(env.key, sent=False, error=exc.last or str(exc)))
             run.in_hand.discard(env.key)
         raise
     except BaseException:
@@ -366,6 +367,12 @@ async def _worker(run: _Run) -> None:
         raise
     run.workers -= 1
     await conn.quit()
+
+
+async def _settled(run: _Run, outcome: Outcome) -> None:
+    done = run.settle(outcome)
+    if done is not None:
+        await done
 
 
 async def deliver_smtp(settings: SmtpSettings, claim: Claim, settle: Settle,
