@@ -73,11 +73,15 @@ def iter_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind,
     units = session.scalars(select(Unit).order_by(Unit.id)).all()
     leaders = session.scalars(select(Leader).order_by(Leader.id)).all()
     loaded = load_plan(session, plan)
+    statuses: dict[date, PlanStatus] = {}  # the reminders and the 督办通知 are built on the same day
     for kind in kinds:
         if kind not in BUILT:
             continue  # receipts are recorded when a unit submits, never built for a cycle
         day = as_of or fire_time(config, cycle, kind).date()
-        status = load_status(session, loaded, day, config.schedule.due_soon_days, config.ladder.lag_points)
+        if day not in statuses:
+            statuses[day] = load_status(session, loaded, day, config.schedule.due_soon_days,
+                                        config.ladder.lag_points)
+        status = statuses[day]
         if kind == "digest":
             yield from digest_drafts(session, config, status, loaded, units, leaders, cycle, office)
         elif kind == "escalation":

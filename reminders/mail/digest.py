@@ -104,7 +104,7 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
                 from reminders.tracking.ledger import export_ledger_xlsx
 
                 ledger = Attachment(f"工作台账-{cycle}.xlsx", XLSX,
-                                    export_ledger_xlsx(session, config, status.as_of))
+                                    export_ledger_xlsx(session, config, status.as_of, status))
             attachments = (ledger,)
         points = since_first_report(year, trend(year, None if scope == "all" else {line.number for line in lines}))
         counts = dict.fromkeys(STATES, 0)

@@ -20,15 +20,17 @@ from reminders.store.models import LadderStep, Plan, Task
 from reminders.store.plans import active_plan
 from reminders.text import writable
 from reminders.tracking.ledger_sheet import HEADERS, SHEET, Ledger, LedgerRow, Value, sheet_bytes
-from reminders.tracking.status import TaskLine, load_status
+from reminders.tracking.status import PlanStatus, TaskLine, load_status
 from reminders.vocabulary import NO_DEADLINE, RUNG_LABELS, TaskState, state_label
 
 __all__ = ["HEADERS", "SHEET", "Ledger", "LedgerRow", "build_ledger", "export_ledger_csv", "export_ledger_xlsx"]
 
 
-def build_ledger(session: Session, config: Config, today: date) -> Ledger:
+def build_ledger(session: Session, config: Config, today: date, status: PlanStatus | None = None) -> Ledger:
+    """The ledger on `today`; `status`, the plan's status on that day when the caller has it already."""
     plan = active_plan(session)
-    status = load_status(session, plan, today, config.schedule.due_soon_days, config.ladder.lag_points)
+    if status is None or status.as_of != today:
+        status = load_status(session, plan, today, config.schedule.due_soon_days, config.ladder.lag_points)
     ladder = _ladder(session, plan, today)
     return Ledger(plan.title, today, tuple(_row(line, ladder.get(line.number, "")) for line in status.lines))
 
@@ -101,5 +103,5 @@ def export_ledger_csv(session: Session, config: Config, today: date) -> str:
     return "\ufeff" + buffer.getvalue()
 
 
-def export_ledger_xlsx(session: Session, config: Config, today: date) -> bytes:
-    return sheet_bytes(build_ledger(session, config, today))
+def export_ledger_xlsx(session: Session, config: Config, today: date, status: PlanStatus | None = None) -> bytes:
+    return sheet_bytes(build_ledger(session, config, today, status))

@@ -32,9 +32,15 @@ class Step:
 
 def record_steps(session: Session, steps: Iterable[Step], message_id: str | None) -> int:
     """Insert the steps not recorded yet, naming the message that carried them; returns how many were new."""
+    return record_carried(session, ((step, message_id) for step in steps))
+
+
+def record_carried(session: Session, carried: Iterable[tuple[Step, str | None]]) -> int:
+    """`record_steps` for the steps of several messages, each with its message's id, in one statement."""
+    now = datetime.now(UTC)
     rows = [{"step_key": step.key, "unit_id": step.unit_id, "task_id": step.task_id, "rung": step.rung,
              "cycle": step.cycle, "day": step.day, "reason": step.reason, "number": step.number,
-             "message_id": message_id, "created_at": datetime.now(UTC)} for step in steps]
+             "message_id": message_id, "created_at": now} for step, message_id in carried]
     if not rows:
         return 0
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
