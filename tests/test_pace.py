@@ -81,6 +81,10 @@ def test_a_task_far_behind_its_pace_is_lagging_in_the_status(loaded: Cli) -> Non
     line = task(loaded, "3")
     assert (line["state"], line["expected_percent"], line["percent"]) == ("lagging", EXPECTED_3, 30)
     assert "滞后 1" in loaded("status", "--as-of", AS_OF).output
+    rows = {row["number"]: row for row in csv.DictReader(io.StringIO(loaded("status", "--as-of", AS_OF, "--format",
+                                                                            "csv").output))}
+    assert (rows["3"]["state"], rows["3"]["expected_percent"], rows["3"]["percent"]) == ("lagging", str(EXPECTED_3),
+                                                                                          "30")
     # a later note without a percentage leaves the figure standing
     report(loaded, "3", "民族工作处", None, "2021-06-19")
     assert (task(loaded, "3")["state"], task(loaded, "3")["percent"]) == ("lagging", 30)

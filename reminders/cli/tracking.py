@@ -157,7 +157,8 @@ def status(state: State, as_of: datetime | None, fmt: str) -> None:
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        fields = ["number", "section", "title", "lead_unit", "co_units", "leader", "deadline", "state", "reported"]
+        fields = ["number", "section", "title", "lead_unit", "co_units", "leader", "deadline", "state", "reported",
+                  "expected_percent", "percent"]
         writer.writerow(fields)
         for record in records:
             record["co_units"] = "、".join(record["co_units"])  # type: ignore[arg-type]
