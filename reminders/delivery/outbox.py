@@ -243,12 +243,14 @@ def settle_many(engine: Engine, outcomes: Sequence[tuple[Outcome, Claimed | None
     what lets the senders' settles be committed together (delivery.writer)."""
     now = now.astimezone(UTC) if now else datetime.now(UTC)
     settled, updates, plainly_sent = [], [], []
+    sent_values: dict[str, Any] = {}  # what every message that went out whole gets (the same for all of them)
     for outcome, claimed in outcomes:
         values, state = _settled_values(outcome, claimed, give_up_after, now)
         settled.append(state)
         plain = state.state == "sent" and state.error is None and "sent_at" in values and "deliveries" not in values
         if plain:  # the common case, one statement for all of them
             plainly_sent.append(outcome.key)
+            sent_values = values
             continue
         updates.append(update(OutboxMessage)
                        .where(OutboxMessage.id == outcome.key, OutboxMessage.state == "sending",
@@ -258,8 +260,7 @@ def settle_many(engine: Engine, outcomes: Sequence[tuple[Outcome, Claimed | None
         updates.append(update(OutboxMessage)
                        .where(OutboxMessage.id.in_(plainly_sent), OutboxMessage.state == "sending",
                               OutboxMessage.claimed_by == owner())
-                       .values(state="sent", last_error=None, claimed_at=None, claimed_by=None, next_attempt_at=None,
-                               sent_at=func.coalesce(OutboxMessage.sent_at, now)))
+                       .values(state="sent", last_error=None, **sent_values))
     with engine.begin() as connection:
         for statement in updates:
             connection.execute(statement)
