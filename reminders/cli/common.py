@@ -4,10 +4,13 @@ messages with exit status 1."""
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, tzinfo
+from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -108,9 +111,38 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
-def json_lines(records: list[dict[str, Any]]) -> str:
-    """A JSON array with one object a line: readable, and encoded by json's C encoder (indent= is pure Python)."""
-    return "[\n" + ",\n".join(json.dumps(record, ensure_ascii=False) for record in records) + "\n]" if records else "[]"
+_ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+_CHUNK = 1000
+
+
+def echo_json_lines(records: Iterable[dict[str, Any]]) -> None:
+    """Print a JSON array with one object a line: readable, encoded by json's C encoder (indent= is pure Python),
+    and written a thousand records at a time, so 100,000 tasks never become one string.
+
+    One encoder serves every record: json.dumps(ensure_ascii=False) builds a new one per call, which cost more than
+    the encoding itself at 100,000 tasks."""
+    encoded = map(_ENCODER.encode, records)
+    first = list(islice(encoded, _CHUNK))
+    if not first:
+        click.echo("[]")
+        return
+    click.echo("[\n" + ",\n".join(first), nl=False)
+    while chunk := list(islice(encoded, _CHUNK)):
+        click.echo(",\n" + ",\n".join(chunk), nl=False)
+    click.echo("\n]")
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold Python's cycle collector while a command builds a whole plan's rows (100,000 tasks: a million objects,
+    none in a cycle), which it would otherwise walk again and again for nothing: a third of `status`'s time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def print_report(what: str, report: Any) -> None:

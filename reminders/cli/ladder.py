@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from reminders.cli.common import State, friendly, json_lines, pass_state
+from reminders.cli.common import State, echo_json_lines, friendly, pass_state
 from reminders.cli.usage import CYCLE
 from reminders.vocabulary import RUNG_LABELS
 
@@ -36,13 +36,13 @@ def ladder(state: State, cycle: str | None, fmt: str) -> None:
         check_cycle_in_plan(active_plan(session), cycle)  # the rules count the plan year's cycles
         found = standings(session, config, cycle, day)
     if fmt == "json":
-        click.echo(json_lines([{
+        echo_json_lines([{
             "unit": s.unit, "rung": s.rung, "rung_label": RUNG_LABELS["zh_CN"][s.rung], "number": s.number,
             "recorded": s.recorded, "message_state": s.message_state,
             "tasks": [{"number": c.number, "title": c.title, "reason": c.reason,
                        "deadline": c.deadline.isoformat() if c.deadline else None,
                        "days_overdue": c.days_overdue, "missed_cycles": list(c.missed)} for c in s.causes],
-        } for s in found]))
+        } for s in found])
         return
     click.echo(f"督办阶梯 ladder {cycle}，按 {day.isoformat()} 计算 (as of the reminders' day)")
     if not found:

@@ -16,8 +16,8 @@ from reminders.cli.common import (
     check_cycle,
     cycle_and_day,
     cycle_options,
+    echo_json_lines,
     friendly,
-    json_lines,
     pass_state,
 )
 from reminders.cli.usage import CYCLE
@@ -125,7 +125,7 @@ def outbox(ctx: click.Context, cycle: str | None, state_filter: str | None, fmt:
         sent = [shown_time(row.sent_at, zone) if row.sent_at else "-" for row in rows]
         details = [_addresses(box.as_json(row), zone) for row in rows]
     if fmt == "json":
-        click.echo(json_lines(records))
+        echo_json_lines(records)
         return
     table = [[str(r["id"]), str(r["cycle"]), KIND_NAMES.get(str(r["kind"]), str(r["kind"])), str(r["recipient"]),
               STATE_NAMES.get(str(r["state"]), str(r["state"])), str(r["attempts"]), when, detail]

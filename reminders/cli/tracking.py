@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from reminders.cli.common import State, aware, friendly, json_lines, pass_state
+from reminders.cli.common import State, aware, collector_paused, echo_json_lines, friendly, pass_state
 from reminders.cli.usage import DAY
 from reminders.vocabulary import NO_DEADLINE, REPORT_SOURCE_LABELS, REPORT_STATUS_LABELS, STATES, state_label
+
+if TYPE_CHECKING:
+    from reminders.tracking.status import PlanStatus
 
 
 class ProgressGroup(click.Group):
@@ -81,12 +85,12 @@ def progress_list(state: State, task: str, fmt: str) -> None:
         lines = history(session, task)
     zone = state.config.schedule.tz
     if fmt == "json":
-        click.echo(json_lines([{
+        echo_json_lines([{
             "id": line.id, "date": line.reported_on.isoformat(), "cycle": line.cycle, "unit": line.unit,
             "percent": line.percent, "done": line.done, "note": line.note, "status": line.status,
             "source": line.source, "recorded_at": aware(line.created_at).astimezone(zone).isoformat(),
             "supersedes": line.supersedes, "superseded_by": line.superseded_by,
-        } for line in lines]))
+        } for line in lines])
         return
     if not lines:
         click.echo(f"任务 {task} 尚无进展报告 (no reports yet)")
@@ -142,25 +146,31 @@ def status(state: State, as_of: datetime | None, fmt: str) -> None:
 
     Example: reminders status --as-of 2021-07-01 --format json
     """
-    from reminders.columns import render_table
     from reminders.store.db import session_scope
     from reminders.store.plans import active_plan
-    from reminders.tracking.status import as_json, load_status
+    from reminders.tracking.status import load_status
 
     day = as_of.date() if as_of else state.today()
-    with session_scope(state.engine()) as session:
-        result = load_status(session, active_plan(session), day, state.config.schedule.due_soon_days,
-                             state.config.ladder.lag_points)
-    records = [as_json(line) for line in result.lines]
+    with collector_paused():
+        with session_scope(state.engine()) as session:
+            result = load_status(session, active_plan(session), day, state.config.schedule.due_soon_days,
+                                 state.config.ladder.lag_points)
+        _print_status(result, day, fmt)
+
+
+def _print_status(result: PlanStatus, day: date, fmt: str) -> None:
+    from reminders.columns import render_table
+    from reminders.tracking.status import as_json
+
     if fmt == "json":
-        click.echo(json_lines(records))
+        echo_json_lines(map(as_json, result.lines))
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         fields = ["number", "section", "title", "lead_unit", "co_units", "leader", "deadline", "state", "reported",
                   "expected_percent", "percent"]
         writer.writerow(fields)
-        for record in records:
+        for record in map(as_json, result.lines):
             record["co_units"] = "、".join(record["co_units"])  # type: ignore[arg-type]
             writer.writerow([record[f] for f in fields])
         click.echo(buffer.getvalue(), nl=False)
