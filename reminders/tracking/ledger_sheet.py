@@ -17,15 +17,18 @@ import math
 from copy import copy
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from reminders.columns import display_width
 from reminders.text import writable
 from reminders.vocabulary import LEDGER_FILLS, LIGHT_COLOURS, STATES, TaskState, zh_date
 
 if TYPE_CHECKING:
+    from openpyxl.cell import Cell
     from openpyxl.styles import PatternFill
     from openpyxl.styles.cell_style import StyleArray
+    from openpyxl.worksheet.properties import PageSetupProperties
+    from openpyxl.worksheet.worksheet import Worksheet
 
 Value = str | int | float | date | None
 Kind = Literal["text", "number", "date", "percent"]
@@ -120,55 +123,68 @@ def _state_fill(fill: type[PatternFill], pattern: Pattern, state: TaskState) -> 
 
 
 def sheet_bytes(ledger: Ledger) -> bytes:
-    """The ledger as an XLSX workbook of one sheet, laid out for printing."""
+    """The ledger as an XLSX workbook of one sheet, laid out for printing.
+
+    The workbook is write-only: openpyxl streams each row to a temporary file as it is appended, so a plan of
+    100,000 tasks is never a million cell objects in memory. Everything written before the rows (column widths, the
+    frozen panes, the fit-to-page flag) is set before the first append, and each row's height just before its own.
+    """
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.properties import PageSetupProperties
 
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = SHEET
+    book = Workbook(write_only=True)
+    sheet = cast("Worksheet", book.create_sheet(SHEET))  # a WriteOnlyWorksheet: the stubs omit what it shares
     last = get_column_letter(len(COLUMNS))
+    header = TITLE_ROWS + 1
+    end = header + len(ledger.rows)
+    _lay_out_page(sheet, PageSetupProperties, last, header, end)
+    for number, column in enumerate(COLUMNS, start=1):
+        sheet.column_dimensions[get_column_letter(number)].width = column.width
+
     font = Font(name=FONT_NAME, charset=FONT_CHARSET, size=FONT_SIZE)
+    bold = Font(name=FONT_NAME, charset=FONT_CHARSET, size=FONT_SIZE, bold=True)
     thin = Side(style="thin", color="FF000000")
     border = Border(left=thin, right=thin, top=thin, bottom=thin)
 
-    sheet.append([writable(ledger.title)])
-    sheet.append([writable(ledger.subtitle)])
-    for line, size in ((1, 16), (2, FONT_SIZE)):
-        sheet.merge_cells(f"A{line}:{last}{line}")
-        cell = sheet.cell(row=line, column=1)
+    def write(line: int, height: float, cells: list[Cell]) -> None:
+        sheet.row_dimensions[line].height = height
+        sheet.append(cells)
+        del sheet.row_dimensions[line]  # written with its row
+
+    for line, text, size in ((1, ledger.title, 16), (2, ledger.subtitle, FONT_SIZE)):
+        cell = WriteOnlyCell(sheet, writable(text))
         cell.font = Font(name=FONT_NAME, charset=FONT_CHARSET, size=size, bold=line == 1)
         cell.alignment = Alignment(horizontal="center" if line == 1 else "left", vertical="center")
-    sheet.row_dimensions[1].height = 30
-    sheet.row_dimensions[2].height = 18
+        write(line, 30 if line == 1 else 18, [cell])
+        sheet.merged_cells.add(f"A{line}:{last}{line}")
 
-    header = TITLE_ROWS + 1
-    sheet.append(list(HEADERS))
-    for cell in sheet[header]:
-        cell.font = Font(name=FONT_NAME, charset=FONT_CHARSET, size=FONT_SIZE, bold=True)
+    titles = []
+    for text in HEADERS:
+        cell = WriteOnlyCell(sheet, text)
+        cell.font = bold
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         cell.fill = PatternFill("solid", fgColor="FFD9D9D9")
         cell.border = border
-    sheet.row_dimensions[header].height = 2 * LINE_POINTS + 4
+        titles.append(cell)
+    write(header, 2 * LINE_POINTS + 4, titles)
 
     patterns = state_patterns()
     # Styling a cell makes openpyxl hash its font, border, fill and alignment to find them in the workbook's lists,
     # which took most of the time for a large plan: each distinct cell style is made once, then copied.
     made: dict[tuple[int, TaskState | None], StyleArray] = {}
     for index, row in enumerate(ledger.rows, start=header + 1):
+        cells = []
         for number, (column, value) in enumerate(zip(COLUMNS, row.cells, strict=True), start=1):
-            cell = sheet.cell(row=index, column=number)
+            cell = WriteOnlyCell(sheet, writable(value) if isinstance(value, str) else value)  # type: ignore[arg-type]
             if isinstance(value, str):
-                cell.value = writable(value)  # what rows stored before the check may hold
                 cell.data_type = "s"  # text, always: openpyxl would store a value starting with "=" as a formula
-            else:
-                cell.value = value
+            cells.append(cell)
             key = (number, row.state if number - 1 == STATE_COLUMN else None)
             if key in made:
-                cell._style = copy(made[key])  # type: ignore[union-attr]  # openpyxl's stubs omit _style
+                cell._style = copy(made[key])  # type: ignore[attr-defined]  # openpyxl's stubs omit _style
                 continue
             if column.kind == "date":
                 cell.number_format = "yyyy-mm-dd"
@@ -180,24 +196,31 @@ def sheet_bytes(ledger: Ledger) -> bytes:
             cell.alignment = Alignment(vertical="top", wrap_text=column.wrap,
                                        horizontal="center" if centred else None)
             if number - 1 == STATE_COLUMN:
-                cell.font = Font(name=FONT_NAME, charset=FONT_CHARSET, size=FONT_SIZE, bold=True)
+                cell.font = bold
                 cell.fill = _state_fill(PatternFill, patterns[row.state], row.state)
-            made[key] = copy(cell._style)  # type: ignore[union-attr]
-        sheet.row_dimensions[index].height = row_lines(row.cells) * LINE_POINTS + 4
+            made[key] = copy(cell._style)  # type: ignore[attr-defined]
+        write(index, row_lines(row.cells) * LINE_POINTS + 4, cells)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
 
-    for number, column in enumerate(COLUMNS, start=1):
-        sheet.column_dimensions[get_column_letter(number)].width = column.width
-    end = header + len(ledger.rows)
+
+def _lay_out_page(sheet: Worksheet, properties: type[PageSetupProperties], last: str, header: int,
+                  end: int) -> None:
+    """The filter, the frozen panes and the print setup: A4 landscape, one page wide, the header on every page."""
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.worksheet import Worksheet
+
     sheet.auto_filter.ref = f"A{header}:{last}{end}"
     sheet.freeze_panes = f"{get_column_letter(FROZEN_COLUMNS + 1)}{header + 1}"
     sheet.print_title_rows = f"{header}:{header}"
     sheet.print_area = f"A1:{last}{end}"
-    sheet.page_setup.paperSize = sheet.PAPERSIZE_A4
-    sheet.page_setup.orientation = sheet.ORIENTATION_LANDSCAPE
+    sheet.page_setup.paperSize = Worksheet.PAPERSIZE_A4
+    sheet.page_setup.orientation = Worksheet.ORIENTATION_LANDSCAPE
     sheet.page_setup.fitToWidth = 1
     sheet.page_setup.fitToHeight = 0  # as many pages down as the rows need
     if sheet.sheet_properties.pageSetUpPr is None:
-        sheet.sheet_properties.pageSetUpPr = PageSetupProperties()
+        sheet.sheet_properties.pageSetUpPr = properties()
     sheet.sheet_properties.pageSetUpPr.fitToPage = True  # without it, applications ignore fitToWidth
     sheet.print_options.horizontalCentered = True
     sheet.page_margins.left = sheet.page_margins.right = 0.4
@@ -207,6 +230,3 @@ def sheet_bytes(ledger: Ledger) -> bytes:
     footer.center.text = FOOTER
     footer.center.font = FONT_NAME
     footer.center.size = 9
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
