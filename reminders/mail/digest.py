@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,9 @@ from reminders.tracking.status import LoadedPlan, PlanStatus, TaskLine, awaiting
 from reminders.tracking.summary import Summary, summarise
 from reminders.tracking.trend import TrendPoint, UnitFigures, load_year, rate, since_first_report, trend
 from reminders.vocabulary import SETTLED, STATES, TaskState
+
+if TYPE_CHECKING:
+    from reminders.tracking.ledger import PendingSheet
 
 # The part of a leader's title a salutation keeps: 驻局纪检监察组组长 → 陈静组长 (the longest of these it ends with).
 SALUTATION_TITLES = ("副局长", "局长", "副组长", "组长", "副主任", "主任", "副书记", "书记", "副处长", "处长",
@@ -76,8 +79,22 @@ class DigestContext:
     attachment: str | None = None  # the attached ledger's file name
 
 
+def start_ledger(session: Session, config: Config, status: PlanStatus,
+                 leaders: Sequence[Leader]) -> PendingSheet | None:
+    """The ledger the digests of `status`'s day attach, begun before any message is built, so that a large plan's
+    workbook is made while the cycle renders its reminders; None when no digest attaches it."""
+    if not config.digest.attach_ledger or not any(leader.scope == "all" for leader in leaders):
+        return None
+    # Lazy: the spreadsheet library is loaded only by a run that attaches the ledger (.importlinter's
+    # no-spreadsheets-in-sending contract names this one exception).
+    from reminders.tracking.ledger import start_ledger_xlsx
+
+    return start_ledger_xlsx(session, config, status.as_of, status)
+
+
 def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: LoadedPlan, units: Sequence[Unit],
-                  leaders: Sequence[Leader], cycle: str, office: Office) -> Iterator[Draft]:
+                  leaders: Sequence[Leader], cycle: str, office: Office,
+                  pending: PendingSheet | None = None) -> Iterator[Draft]:
     """Each leader's digest of the tasks in their scope (all, or those they are 责任领导 of); none for a leader
     with no task."""
     work = config.calendar.work_calendar
@@ -91,6 +108,7 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
     notice = bulletin(session, config, cycle, status.as_of)
     shown_notice = notice if notice.criticised or notice.praised else None
     ledger: Attachment | None = None
+    all_points: tuple[TrendPoint, ...] | None = None
     for leader in leaders:
         scope: Literal["own", "all"] = "all" if leader.scope == "all" else "own"
         lines = every if scope == "all" else by_leader.get(leader.name, [])
@@ -98,15 +116,18 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
             continue
         attachments: tuple[Attachment, ...] = ()
         if scope == "all" and config.digest.attach_ledger:
-            if ledger is None:  # built once, on the first leader who gets it, and shared
-                # Lazy: the spreadsheet library is loaded only by a run that attaches the ledger (.importlinter's
-                # no-spreadsheets-in-sending contract names this one exception).
-                from reminders.tracking.ledger import export_ledger_xlsx
-
-                ledger = Attachment(f"工作台账-{cycle}.xlsx", XLSX,
-                                    export_ledger_xlsx(session, config, status.as_of, status))
+            if ledger is None:  # made once, for the first leader who gets it, and shared
+                if pending is None or pending.ledger.as_of != status.as_of:
+                    pending = start_ledger(session, config, status, leaders)
+                    assert pending is not None
+                ledger = Attachment(f"工作台账-{cycle}.xlsx", XLSX, pending.result())
             attachments = (ledger,)
-        points = since_first_report(year, trend(year, None if scope == "all" else {line.number for line in lines}))
+        if scope == "all":
+            if all_points is None:  # the same for every leader of 全部
+                all_points = since_first_report(year, trend(year))
+            points = all_points
+        else:
+            points = since_first_report(year, trend(year, {line.number for line in lines}))
         counts = dict.fromkeys(STATES, 0)
         for line in lines:
             counts[line.state] += 1

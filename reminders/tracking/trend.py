@@ -86,6 +86,8 @@ class YearReports:
     loaded: LoadedPlan
     cycles: tuple[tuple[str, date, date], ...]  # (cycle, day, report day), oldest first
     reports: dict[int, tuple[_Report, ...]]  # task id -> its lead unit's counting reports
+    first_cycle: str | None = None  # the cycle of the earliest of `reports`
+    positions: dict[str, int] = field(default_factory=dict)  # task number -> its index in loaded.tasks
 
 
 def load_year(session: Session, config: Config, loaded: LoadedPlan, cycle: str, day: date,
@@ -108,13 +110,19 @@ def load_year(session: Session, config: Config, loaded: LoadedPlan, cycle: str, 
             row.task_id, row.unit_id, row.cycle, row.reported_on, (row.reported_on, created, row.id), bool(row.done)))
     cycles = [*earlier_cycles(cycle, count - 1, loaded.plan.year), cycle]
     days = tuple((c, day if c == cycle else cycle_bounds(c)[1], report_by(config, c)) for c in cycles)
-    return YearReports(loaded, days, {task_id: tuple(found) for task_id, found in reports.items()})
+    first = min((report.cycle for found in reports.values() for report in found), default=None)
+    return YearReports(loaded, days, {task_id: tuple(found) for task_id, found in reports.items()}, first,
+                       {task.number: index for index, task in enumerate(loaded.tasks)})
 
 
 def trend(year: YearReports, numbers: Collection[str] | None = None) -> tuple[TrendPoint, ...]:
-    """The figures of each cycle, oldest first, for the tasks numbered `numbers` (None: every task)."""
-    tasks = [task for task in year.loaded.tasks if task.lead_unit_id is not None
-             and (numbers is None or task.number in numbers)]
+    """The figures of each cycle, oldest first, for the tasks numbered `numbers` (None: every task).
+
+    The tasks are taken in plan order either way; a digest asks once per leader, so `numbers` is looked up rather
+    than the whole plan walked."""
+    chosen = year.loaded.tasks if numbers is None else \
+        [year.loaded.tasks[index] for index in sorted(year.positions[n] for n in numbers if n in year.positions)]
+    tasks = [task for task in chosen if task.lead_unit_id is not None]
     first_done: dict[int, date] = {}
     for task in tasks:
         done_days = [report.reported_on for report in year.reports.get(task.id, ()) if report.done]
@@ -149,7 +157,7 @@ def trend(year: YearReports, numbers: Collection[str] | None = None) -> tuple[Tr
 def since_first_report(year: YearReports, points: tuple[TrendPoint, ...]) -> tuple[TrendPoint, ...]:
     """`points` from the cycle of the plan's first counting report on (the current cycle at least): the months before
     anyone reported are rows of zeros that say only that the plan was not yet followed here."""
-    first = min((report.cycle for reports in year.reports.values() for report in reports), default=None)
+    first = year.first_cycle
     if first is None:
         return points[-1:]
     return tuple(point for point in points[:-1] if point.cycle >= first) + points[-1:]
