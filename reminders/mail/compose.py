@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from reminders.config import Config
 from reminders.config_values import cron_trigger
 from reminders.mail.context import Office, ReminderContext, mail_line
-from reminders.mail.digest import digest_drafts
+from reminders.mail.digest import digest_drafts, start_ledger
 from reminders.mail.draft import Draft, office_of, unit_link
 from reminders.store.models import Leader, Unit
 from reminders.store.plans import active_plan
@@ -74,26 +74,37 @@ def iter_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind,
     leaders = session.scalars(select(Leader).order_by(Leader.id)).all()
     loaded = load_plan(session, plan)
     statuses: dict[date, PlanStatus] = {}  # the reminders and the 督办通知 are built on the same day
-    for kind in kinds:
-        if kind not in BUILT:
-            continue  # receipts are recorded when a unit submits, never built for a cycle
-        day = as_of or fire_time(config, cycle, kind).date()
+
+    def status_on(day: date) -> PlanStatus:
         if day not in statuses:
             statuses[day] = load_status(session, loaded, day, config.schedule.due_soon_days,
                                         config.ladder.lag_points)
-        status = statuses[day]
-        if kind == "digest":
-            yield from digest_drafts(session, config, status, loaded, units, leaders, cycle, office)
-        elif kind == "escalation":
-            from reminders.mail.escalation import escalation_drafts
+        return statuses[day]
 
-            yield from escalation_drafts(session, config, status, units, leaders, cycle, office)
-        elif kind == "headsup":
-            from reminders.mail.headsup import headsup_drafts
+    ledger = None
+    if "digest" in kinds:  # begun first: a large plan's workbook is made while the other kinds are built
+        ledger = start_ledger(session, config, status_on(as_of or fire_time(config, cycle, "digest").date()),
+                              leaders)
+    try:
+        for kind in kinds:
+            if kind not in BUILT:
+                continue  # receipts are recorded when a unit submits, never built for a cycle
+            status = status_on(as_of or fire_time(config, cycle, kind).date())
+            if kind == "digest":
+                yield from digest_drafts(session, config, status, loaded, units, leaders, cycle, office, ledger)
+            elif kind == "escalation":
+                from reminders.mail.escalation import escalation_drafts
 
-            yield from headsup_drafts(session, config, status, units, cycle, office)
-        else:
-            yield from _reminders(config, status, units, cycle, office, chase=kind == "chase")
+                yield from escalation_drafts(session, config, status, units, leaders, cycle, office)
+            elif kind == "headsup":
+                from reminders.mail.headsup import headsup_drafts
+
+                yield from headsup_drafts(session, config, status, units, cycle, office)
+            else:
+                yield from _reminders(config, status, units, cycle, office, chase=kind == "chase")
+    finally:
+        if ledger is not None:
+            ledger.close()  # a run stopped early leaves no process behind
 
 
 def build_chases(session: Session, config: Config, cycle: str, as_of: date | None = None) -> list[Draft]:

@@ -19,11 +19,13 @@ from reminders.config import Config
 from reminders.store.models import LadderStep, Plan, Task
 from reminders.store.plans import active_plan
 from reminders.text import writable
+from reminders.tracking.ledger_process import PARALLEL_ROWS, PendingSheet
 from reminders.tracking.ledger_sheet import HEADERS, SHEET, Ledger, LedgerRow, Value, sheet_bytes
 from reminders.tracking.status import PlanStatus, TaskLine, load_status
 from reminders.vocabulary import NO_DEADLINE, RUNG_LABELS, TaskState, state_label
 
-__all__ = ["HEADERS", "SHEET", "Ledger", "LedgerRow", "build_ledger", "export_ledger_csv", "export_ledger_xlsx"]
+__all__ = ["HEADERS", "SHEET", "Ledger", "LedgerRow", "PendingSheet", "build_ledger", "export_ledger_csv",
+           "export_ledger_xlsx", "start_ledger_xlsx"]
 
 
 def build_ledger(session: Session, config: Config, today: date, status: PlanStatus | None = None) -> Ledger:
@@ -105,3 +107,9 @@ def export_ledger_csv(session: Session, config: Config, today: date) -> str:
 
 def export_ledger_xlsx(session: Session, config: Config, today: date, status: PlanStatus | None = None) -> bytes:
     return sheet_bytes(build_ledger(session, config, today, status))
+
+
+def start_ledger_xlsx(session: Session, config: Config, today: date, status: PlanStatus | None = None,
+                      parallel_rows: int = PARALLEL_ROWS) -> PendingSheet:
+    """export_ledger_xlsx begun: the rows are read now, the workbook made as PendingSheet says."""
+    return PendingSheet(build_ledger(session, config, today, status), parallel_rows)
