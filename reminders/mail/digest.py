@@ -137,7 +137,8 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
         asked = _asked(status, lines)
         nothing = tuple(u for u, unit_id in zip(not_reported, waiting, strict=True)
                         if len(waiting[unit_id]) >= asked.get(unit_id, 0))
-        some = tuple(u for u in not_reported if u not in nothing)
+        silent = set(nothing)
+        some = tuple(u for u in not_reported if u not in silent)
         context = DigestContext(
             leader.name, short_title(leader.title), scope, cycle, status.as_of, by, office, len(lines), counts,
             tuple(_most_urgent(lines, TaskState.OVERDUE)), tuple(_most_urgent(lines, TaskState.DUE_SOON)),

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -131,6 +132,9 @@ class ProgressReport(Base):
     """One progress report; never updated, so the history of a task is every row for it (amendments included)."""
 
     __tablename__ = "progress_reports"
+    # A lead unit's own reports of a task (the ladder, the 通报 and the trend ask for them): without it SQLite walked
+    # every report of the lead unit for each task, 3.6 s at 100,000 tasks where this takes 0.3 s.
+    __table_args__ = (Index("ix_progress_reports_task_id_unit_id", "task_id", "unit_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
