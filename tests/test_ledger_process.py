@@ -28,6 +28,22 @@ def _ledger(rows: int) -> Ledger:
     return Ledger("示例计划", date(2025, 6, 20), tuple(made))
 
 
+class Reads:
+    """The ledger as PendingSheet reads it, counting the reads."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger, self.count = ledger, 0
+
+    def __call__(self) -> Ledger:
+        self.count += 1
+        return self.ledger
+
+
+def _pending(ledger: Ledger, parallel_rows: int) -> tuple[PendingSheet, Reads]:
+    reads = Reads(ledger)
+    return PendingSheet(reads, len(ledger.rows), ledger.as_of, parallel_rows), reads
+
+
 def _cells(data: bytes) -> list[list[object]]:
     sheet = load_workbook(io.BytesIO(data)).active
     assert sheet is not None
@@ -37,18 +53,20 @@ def _cells(data: bytes) -> list[list[object]]:
 
 def test_the_process_makes_the_workbook_the_caller_would() -> None:
     ledger = _ledger(40)
-    pending = PendingSheet(ledger, parallel_rows=10)
+    pending, reads = _pending(ledger, parallel_rows=10)
     assert pending.parallel
     made = pending.result()
     assert not pending.parallel  # the process is gone once its answer is read
+    assert reads.count == 1 and pending.result() is made  # read once, made once
     assert _cells(made) == _cells(sheet_bytes(ledger))
     assert _cells(made)[3 + 3][2][:2] == ("=SUM(A1)", "s")  # text, not a formula, through the process too
 
 
 def test_a_small_plan_is_made_in_the_caller() -> None:
-    pending = PendingSheet(_ledger(5), parallel_rows=10)
-    assert not pending.parallel
+    pending, reads = _pending(_ledger(5), parallel_rows=10)
+    assert not pending.parallel and reads.count == 0  # read only when the workbook is asked for
     assert _cells(pending.result()) == _cells(sheet_bytes(_ledger(5)))
+    assert reads.count == 1
 
 
 @pytest.mark.parametrize("executable", ["/nonexistent/python3", "/bin/false"])
@@ -56,11 +74,13 @@ def test_no_process_or_a_failed_one_still_gives_the_workbook(monkeypatch: pytest
                                                              executable: str) -> None:
     monkeypatch.setattr(ledger_process.sys, "executable", executable)
     ledger = _ledger(30)
-    assert _cells(PendingSheet(ledger, parallel_rows=1).result()) == _cells(sheet_bytes(ledger))
+    pending, reads = _pending(ledger, parallel_rows=1)
+    assert _cells(pending.result()) == _cells(sheet_bytes(ledger))
+    assert reads.count == (1 if executable.startswith("/nonexistent") else 2)  # read again after a failure
 
 
 def test_closing_ends_a_process_whose_answer_is_not_wanted() -> None:
-    pending = PendingSheet(_ledger(3000), parallel_rows=1)
+    pending, _reads = _pending(_ledger(3000), parallel_rows=1)
     process = pending._process
     assert process is not None
     pending.close()

@@ -85,17 +85,19 @@ def iter_drafts(session: Session, config: Config, cycle: str, kinds: tuple[Kind,
     if "digest" in kinds:  # begun first: a large plan's workbook is made while the other kinds are built
         ledger = start_ledger(session, config, status_on(as_of or fire_time(config, cycle, "digest").date()),
                               leaders)
+    built = [kind for kind in kinds if kind in BUILT]  # receipts are recorded when a unit submits, never built
+    days = [as_of or fire_time(config, cycle, kind).date() for kind in built]
     try:
-        for kind in kinds:
-            if kind not in BUILT:
-                continue  # receipts are recorded when a unit submits, never built for a cycle
-            status = status_on(as_of or fire_time(config, cycle, kind).date())
+        for index, kind in enumerate(built):
+            status = status_on(days[index])
+            if days[index] not in days[index + 1:]:
+                del statuses[days[index]]  # the last kind of its day: not held while the others are built
             if kind == "digest":
                 yield from digest_drafts(session, config, status, loaded, units, leaders, cycle, office, ledger)
             elif kind == "escalation":
                 from reminders.mail.escalation import escalation_drafts
 
-                yield from escalation_drafts(session, config, status, units, leaders, cycle, office)
+                yield from escalation_drafts(session, config, status, units, leaders, cycle, office, loaded)
             elif kind == "headsup":
                 from reminders.mail.headsup import headsup_drafts
 

@@ -24,7 +24,7 @@ class Office:
     phone: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MailLine(TaskLine):
     """A task line as a mail shows it: beside the calendar days left, the working days left (剩余 12 天（9 个工作日）),
     counted on the `[calendar]` working days the way a deadline phrase `N个工作日内` is."""

@@ -105,7 +105,7 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
     for line in every:
         by_leader.setdefault(line.leader, []).append(line)
     year = load_year(session, config, loaded, cycle, status.as_of)
-    notice = bulletin(session, config, cycle, status.as_of)
+    notice = bulletin(session, config, cycle, status.as_of, status, loaded)
     shown_notice = notice if notice.criticised or notice.praised else None
     ledger: Attachment | None = None
     all_points: tuple[TrendPoint, ...] | None = None
@@ -117,7 +117,7 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
         attachments: tuple[Attachment, ...] = ()
         if scope == "all" and config.digest.attach_ledger:
             if ledger is None:  # made once, for the first leader who gets it, and shared
-                if pending is None or pending.ledger.as_of != status.as_of:
+                if pending is None or pending.as_of != status.as_of:
                     pending = start_ledger(session, config, status, leaders)
                     assert pending is not None
                 ledger = Attachment(f"工作台账-{cycle}.xlsx", XLSX, pending.result())

@@ -14,7 +14,7 @@ from reminders.mail.context import Office
 from reminders.mail.draft import Draft, unit_link
 from reminders.store.models import Leader, Unit
 from reminders.tracking.ladder import Standing, notice_steps, standings_of
-from reminders.tracking.status import PlanStatus
+from reminders.tracking.status import LoadedPlan, PlanStatus
 from reminders.vocabulary import RUNG_NOTICE, TaskState
 
 
@@ -48,9 +48,11 @@ class EscalationContext:
 
 
 def escalation_drafts(session: Session, config: Config, status: PlanStatus, units: Sequence[Unit],
-                      leaders: Sequence[Leader], cycle: str, office: Office) -> Iterator[Draft]:
-    """One 督办通知 per unit at rung 2 or more on `status.as_of`, in unit-id order."""
-    by_unit = {standing.unit_id: standing for standing in standings_of(session, config, status, cycle)
+                      leaders: Sequence[Leader], cycle: str, office: Office,
+                      loaded: LoadedPlan | None = None) -> Iterator[Draft]:
+    """One 督办通知 per unit at rung 2 or more on `status.as_of`, in unit-id order; `loaded`, the plan's tasks where
+    the caller read them already."""
+    by_unit = {standing.unit_id: standing for standing in standings_of(session, config, status, cycle, loaded)
                if standing.rung >= RUNG_NOTICE}
     if not by_unit:
         return

@@ -29,8 +29,9 @@ from reminders.tracking.ladder import (
     lead_reports,
     noticed_units,
     standings,
+    standings_of,
 )
-from reminders.tracking.status import PlanStatus, TaskLine, load_plan, not_superseded
+from reminders.tracking.status import LoadedPlan, PlanStatus, TaskLine, load_plan, not_superseded
 from reminders.tracking.steps import Step
 from reminders.vocabulary import RUNG_BULLETIN, RUNG_CHASE, RUNG_NOTICE
 
@@ -54,15 +55,21 @@ def chase_steps(status: PlanStatus, ids: dict[str, int], unit_id: int, lines: Se
                       cycle, status.as_of, CHASE_REASON) for line in lines if line.number in ids)
 
 
-def bulletin(session: Session, config: Config, cycle: str, day: date | None = None) -> Bulletin:
-    """The cycle's 通报: criticised and praised units, and the rung-3 steps that record the criticism."""
+def bulletin(session: Session, config: Config, cycle: str, day: date | None = None,
+             status: PlanStatus | None = None, loaded: LoadedPlan | None = None) -> Bulletin:
+    """The cycle's 通报: criticised and praised units, and the rung-3 steps that record the criticism.
+
+    `status` (the plan on `day`) and `loaded` (its tasks), where the caller has them: a digest does, and reading
+    100,000 tasks again would hold them twice."""
     plan = active_plan(session)
     count = config.ladder.bulletin_cycles
     before = earlier_cycles(cycle, count - 1, plan.year)
     noticed = noticed_units(session, [*before, cycle])
     now = set(noticed.get(cycle, set()))
     if day is not None:
-        now |= {s.unit_id for s in standings(session, config, cycle, day) if s.rung >= RUNG_NOTICE}
+        found = standings_of(session, config, status, cycle, loaded) if status is not None and status.as_of == day \
+            else standings(session, config, cycle, day)
+        now |= {s.unit_id for s in found if s.rung >= RUNG_NOTICE}
     names = dict(session.execute(select(Unit.id, Unit.name)).all())
     criticised: list[tuple[int, str]] = []
     if len(before) == count - 1:
@@ -75,17 +82,18 @@ def bulletin(session: Session, config: Config, cycle: str, day: date | None = No
     complete = earlier_cycles(cycle, parse_cycle(cycle)[1] - 1, plan.year)
     if day is not None and today > report_by(config, cycle):
         complete.append(cycle)
-    praised = _on_time(session, config, complete, {unit_id for unit_id, _ in criticised})
+    praised = _on_time(session, config, complete, {unit_id for unit_id, _ in criticised}, loaded)
     return Bulletin(tuple((name, why) for _id, name in criticised),
                     tuple(names[u] for u in praised if u in names), steps)
 
 
-def _on_time(session: Session, config: Config, cycles: list[str], excluded: set[int]) -> list[int]:
+def _on_time(session: Session, config: Config, cycles: list[str], excluded: set[int],
+             loaded: LoadedPlan | None = None) -> list[int]:
     """The units that reported by the report day on every lead task asked of them in every one of `cycles`."""
     if not cycles:
         return []
     plan = active_plan(session)
-    loaded = load_plan(session, plan)
+    loaded = loaded or load_plan(session, plan)
     reported = lead_reports(session, plan.id, cycles)
     deadlines = {c: report_by(config, c) for c in cycles}
     done_on = _done_days(session, plan.id)

@@ -210,9 +210,11 @@ def noticed_units(session: Session, cycles: Iterable[str]) -> dict[str, set[int]
     return found
 
 
-def standings_of(session: Session, config: Config, status: PlanStatus, cycle: str) -> list[Standing]:
-    """Every unit on a rung in the cycle, judged on `status.as_of`: the highest rung first, then by unit id."""
-    loaded = load_plan(session, status.plan)
+def standings_of(session: Session, config: Config, status: PlanStatus, cycle: str,
+                 loaded: LoadedPlan | None = None) -> list[Standing]:
+    """Every unit on a rung in the cycle, judged on `status.as_of`: the highest rung first, then by unit id.
+    `loaded`: the plan's tasks, where the caller read them already."""
+    loaded = loaded or load_plan(session, status.plan)
     notices = notice_causes(session, config, status, loaded, cycle)
     chases = chase_causes(session, status, loaded, cycle)
     numbers = notice_numbers(session, config, cycle, status.plan.year, list(notices))

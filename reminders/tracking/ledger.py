@@ -109,7 +109,10 @@ def export_ledger_xlsx(session: Session, config: Config, today: date, status: Pl
     return sheet_bytes(build_ledger(session, config, today, status))
 
 
-def start_ledger_xlsx(session: Session, config: Config, today: date, status: PlanStatus | None = None,
+def start_ledger_xlsx(session: Session, config: Config, today: date, status: PlanStatus,
                       parallel_rows: int = PARALLEL_ROWS) -> PendingSheet:
-    """export_ledger_xlsx begun: the rows are read now, the workbook made as PendingSheet says."""
-    return PendingSheet(build_ledger(session, config, today, status), parallel_rows)
+    """export_ledger_xlsx begun, as PendingSheet says: in a process of its own for a large plan.
+
+    The session must stay open until the result is in: should the process fail, the rows are read again."""
+    return PendingSheet(lambda: build_ledger(session, config, today, status), len(status.lines), today,
+                        parallel_rows)

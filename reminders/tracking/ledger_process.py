@@ -9,24 +9,32 @@ none of the caller's own code.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import subprocess
 import sys
+from collections.abc import Callable
+from datetime import date
 
 from reminders.tracking.ledger_sheet import Ledger, sheet_bytes
 
+log = logging.getLogger(__name__)
 PARALLEL_ROWS = 5000  # from this many tasks the XLSX is made in a process of its own (about a second's work)
 
 
 class PendingSheet:
     """A ledger's XLSX being made: for a plan of `parallel_rows` tasks or more, in a process of its own; for a
-    smaller one, here, when it is asked for. Where no process can be started, or it fails, the workbook is made
-    here: the same bytes, later. `close` ends the process when the result is no longer wanted."""
+    smaller one, here, when it is asked for. `make` reads the ledger; it is called once, and again only where the
+    process could not be started or failed (the workbook is then made here: the same bytes, later), so the rows
+    are not held while the process works. `close` ends the process when the result is no longer wanted."""
 
-    def __init__(self, ledger: Ledger, parallel_rows: int = PARALLEL_ROWS) -> None:
-        self.ledger = ledger
+    def __init__(self, make: Callable[[], Ledger], rows: int, as_of: date,
+                 parallel_rows: int = PARALLEL_ROWS) -> None:
+        self._make = make
+        self.as_of = as_of
+        self._data: bytes | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        if len(ledger.rows) < parallel_rows or not sys.executable:
+        if rows < parallel_rows or not sys.executable:
             return
         try:
             process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
@@ -37,7 +45,7 @@ class PendingSheet:
         assert process.stdin is not None
         try:
             with process.stdin:
-                pickle.dump(ledger, process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(make(), process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         except OSError:
             self.close()
 
@@ -46,17 +54,26 @@ class PendingSheet:
         return self._process is not None
 
     def result(self) -> bytes:
-        if self._process is not None:
-            assert self._process.stdout is not None
-            try:
-                data = self._process.stdout.read()
-            except OSError:
-                data = b""
-            code = self._process.wait()
-            self.close()
-            if code == 0 and data:
-                return data
-        return sheet_bytes(self.ledger)
+        """The workbook's bytes, made once."""
+        if self._data is None:
+            self._data = self._answer() or sheet_bytes(self._make())
+        return self._data
+
+    def _answer(self) -> bytes | None:
+        """The process's workbook; None where it failed or none was started."""
+        if self._process is None:
+            return None
+        assert self._process.stdout is not None
+        try:
+            data = self._process.stdout.read()
+        except OSError:
+            data = b""
+        code = self._process.wait()
+        self.close()
+        if code == 0 and data:
+            return data
+        log.warning("台账进程失败，改在本进程生成 (the ledger process failed, exit %s: made here instead)", code)
+        return None
 
     def close(self) -> None:
         if self._process is not None:

@@ -80,7 +80,7 @@ def state_patterns() -> dict[TaskState, Pattern]:
     return {state: _PATTERNS[state.value] if state.value in _PATTERNS else next(spare) for state in STATES}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LedgerRow:
     state: TaskState
     cells: tuple[Value, ...]  # one per column of COLUMNS

@@ -20,7 +20,7 @@ from reminders.tracking.pace import DEFAULT_LAG_POINTS, expected_percent, is_lag
 from reminders.vocabulary import SETTLED, TaskState
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Progress:
     reported_on: date
     unit: str
@@ -29,7 +29,7 @@ class Progress:
     note: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskLine:
     """One task as it stands on a day: what reminders, digests, the form, the dashboard and the ledger show."""
 
@@ -70,7 +70,7 @@ def task_state(deadline: date | None, assigned: bool, done: bool, as_of: date, d
     return TaskState.LAGGING if lagging else TaskState.ON_TRACK
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedTask:
     id: int
     number: str

@@ -69,7 +69,7 @@ class TrendPoint:
         return rate(self.units_on_time, self.units_asked)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Report:
     task_id: int
     unit_id: int
