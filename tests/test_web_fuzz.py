@@ -130,6 +130,7 @@ def check(fuzz: Fuzz, request: dict[str, object], caplog: pytest.LogCaptureFixtu
     else:
         fuzz.client.cookies.clear()
     url = f"{request['path']}?{request['query']}" if request["query"] else str(request["path"])
+    url = str(fuzz.client.base_url).rstrip("/") + url  # absolute: a relative URL may not start "//" (////, //x)
     headers = dict(request["headers"])  # type: ignore[call-overload]
     caplog.clear()
     if request["multipart"] and form:
