@@ -72,6 +72,7 @@ class Received:
     login: str | None  # the AUTH user of the session, None when it did not authenticate
     tls: bool
     connection: int  # 1 for the first connection the server accepted, 2 for the next…
+    mail_options: tuple[str, ...] = ()  # MAIL FROM's parameters (BODY=8BITMIME)
 
 
 class _TrackedSMTP(SMTP):
@@ -264,6 +265,7 @@ class _Handler:
                     login=login,
                     tls=server.transport is not None and server.transport.get_extra_info("sslcontext") is not None,
                     connection=self.connection_of.get(id(server), 0),
+                    mail_options=tuple(envelope.mail_options),
                 )
             )
         await self.pause("data")  # the message is kept: a client cut off now never hears the 250
@@ -280,13 +282,15 @@ class RecordingServer:
         *,
         tls: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
+        eight_bit: bool = True,
     ) -> None:
-        """`tls` offers STARTTLS, or with `implicit_tls` wraps the whole connection (SMTPS)."""
+        """`tls` offers STARTTLS, or with `implicit_tls` wraps the whole connection (SMTPS); without `eight_bit`
+        the server does not announce 8BITMIME, as an old relay does."""
         self._handler = _Handler(username, password)
         self._sock = socket.socket()
         self._sock.bind((self.host, 0))
         self.port: int = self._sock.getsockname()[1]
-        options: dict[str, Any] = {"server_hostname": "recording.test"}
+        options: dict[str, Any] = {"server_hostname": "recording.test", "decode_data": not eight_bit}
         if username is not None:
             options |= {"authenticator": self._handler.authenticate, "auth_require_tls": False}
         if tls is not None:

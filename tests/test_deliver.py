@@ -550,3 +550,34 @@ def test_a_wrong_tls_mode_ends_the_run_at_once_as_a_configuration_error(
     assert server.connections == 1  # one attempt: the second connection waited for the first, no retry
     assert outbox.outcomes == {} and server.messages == []
     assert sorted(caught.value.unsettled + [e.key for e in outbox.pending]) == [1, 2, 3, 4, 5]
+
+
+def _chinese_envelope(key: int) -> Envelope:
+    from datetime import UTC, datetime
+
+    from reminders.mail.mime import RenderedMail, build_message
+
+    data = build_message(RenderedMail("【工作提醒】进展报送", "请于6月25日前报送。\n", "<p>请于6月25日前报送。</p>"),
+                         sender="office@example.org", sender_name="督查室", to=[("办公室", "ann@example.org")],
+                         reply_to=None, message_id=f"<zh-{key}@example.org>", date=datetime(2021, 6, 20, tzinfo=UTC))
+    return Envelope(key, "office@example.org", ("ann@example.org",), data, f"<zh-{key}@example.org>")
+
+
+@pytest.mark.parametrize("eight_bit", [True, False])
+def test_text_goes_as_8bit_where_the_relay_takes_it_and_as_base64_where_not(eight_bit: bool) -> None:
+    from reminders.mail.mime import seven_bit
+
+    sent = _chinese_envelope(1)
+    assert not sent.data.isascii()  # the outbox keeps the 8bit form
+    with RecordingServer(eight_bit=eight_bit) as relay:
+        outbox = run_smtp(settings_for(relay), [sent])
+        (got,) = relay.messages
+    assert outbox.outcomes == {1: Outcome(1, sent=True)}
+    if eight_bit:
+        assert got.data == sent.data and "BODY=8BITMIME" in got.mail_options
+    else:
+        assert got.data == seven_bit(sent.data) and got.data.isascii()
+        assert not any(option.startswith("BODY=") for option in got.mail_options)
+    message = BytesParser(policy=default_policy).parsebytes(got.data)
+    assert [part.get_content() for part in message.iter_parts()] == [
+        "请于6月25日前报送。\r\n", "<p>请于6月25日前报送。</p>\r\n"]

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reminders.mail.mime import Attachment, RenderedMail, build_message
+from reminders.mail.mime import Attachment, RenderedMail, build_message, seven_bit
 from reminders.mail.render import Renderer
 from tests.test_render import LATE, ONGOING, REMINDER, SOON
 
@@ -153,6 +153,16 @@ def wire(text: str) -> str:
     return text if text.endswith("\r\n") else text + "\r\n"
 
 
+def expected_encoding(text: str) -> str:
+    """The transfer encoding a text part should travel in: as it is (8bit, or 7bit when ASCII), unless a line
+    would pass 998 octets, a NUL would travel, or a line could be taken for a boundary."""
+    body = wire(text).encode()
+    lines = body.split(b"\r\n")
+    if b"\0" in body or any(line.startswith(b"--=_") for line in lines) or max(map(len, lines)) > 998:
+        return "base64"
+    return "7bit" if body.isascii() else "8bit"
+
+
 def rfc2047_mailboxes(raw: bytes, field: str) -> list[tuple[str, str]]:
     """(display name, address) of a header read per RFC 2047 §6.2: white space between encoded-words is dropped.
 
@@ -243,7 +253,8 @@ def test_it_round_trips_through_the_email_parser(case: tuple[RenderedMail, dict[
     assert got["types"] == [("text/plain", "utf-8"), ("text/html", "utf-8")]
     assert got["plain"] == wire(mail.text)
     assert got["html"] == wire(mail.html)
-    assert all(p["Content-Transfer-Encoding"] == "base64" for p in msg.iter_parts())
+    assert [p["Content-Transfer-Encoding"] for p in msg.iter_parts()] == [
+        expected_encoding(mail.text), expected_encoding(mail.html)]
     assert not msg.defects and not any(p.defects for p in msg.iter_parts())
     for name in ("Subject", "From", "To", "Reply-To", "Date", "Message-ID", "Auto-Submitted",
                  "X-Auto-Response-Suppress", "Content-Language"):
@@ -255,6 +266,18 @@ def test_it_round_trips_through_the_email_parser(case: tuple[RenderedMail, dict[
 
 
 def _assert_wire_form(raw: bytes) -> None:
+    """Valid on the wire with 8BITMIME, and, through seven_bit, without: then pure ASCII, the same message."""
+    assert raw.endswith(b"\r\n")
+    lines = raw[:-2].split(b"\r\n")
+    assert all(b"\r" not in line and b"\n" not in line for line in lines)  # every line ends CRLF
+    assert max(len(line) for line in lines) <= 998
+    raw.split(b"\r\n\r\n", 1)[0].decode("ascii")  # the header: pure ASCII
+    seven = seven_bit(raw)
+    assert decoded(parse(seven)) == decoded(parse(raw))
+    _assert_seven_bit_form(seven)
+
+
+def _assert_seven_bit_form(raw: bytes) -> None:
     raw.decode("ascii")  # pure ASCII
     assert raw.endswith(b"\r\n")
     lines = raw[:-2].split(b"\r\n")
@@ -267,8 +290,11 @@ def _assert_wire_form(raw: bytes) -> None:
             assert len(word) <= 75, word
     # encoded-words never push a header line past 78 (plain ASCII words longer than that cannot be folded)
     assert all(len(line) <= 78 for line in head if b"=?utf-8?b?" in line and b'"' not in line)
-    body_lines = raw.split(b"\r\n\r\n", 1)[1].split(b"\r\n")
-    assert all(len(line) <= 76 for line in body_lines)
+    for part in parse(raw).walk():  # base64 in lines of 76 (RFC 2045 §6.8); 7bit parts within 998, as above
+        if part["Content-Transfer-Encoding"] == "base64":
+            assert all(len(line) <= 76 for line in part.get_payload().splitlines())
+        else:
+            assert part["Content-Transfer-Encoding"] in (None, "7bit")
 
 
 @FUZZ
@@ -530,7 +556,9 @@ def test_a_message_without_attachments_keeps_every_byte() -> None:
     import hashlib
 
     raw = build_message(PLAIN_MAIL, **PLAIN_ARGS)  # type: ignore[arg-type]
-    assert hashlib.sha256(raw).hexdigest() == "6a3c3988f8d39edc84c174241451ca2ce8e01d05b2471eda3e94ea2e2c574117"
+    # and seven_bit gives back, byte for byte, the base64 message made before the text parts travelled as 8bit
+    assert hashlib.sha256(seven_bit(raw)).hexdigest() == \
+        "6a3c3988f8d39edc84c174241451ca2ce8e01d05b2471eda3e94ea2e2c574117"
     assert build_message(PLAIN_MAIL, attachments=(), **PLAIN_ARGS) == raw  # type: ignore[arg-type]
 
 
@@ -555,3 +583,24 @@ def test_it_refuses_an_attachment_name_that_could_start_a_header() -> None:
     with pytest.raises(ValueError, match="line break"):
         build_message(PLAIN_MAIL, attachments=(Attachment("a\r\nBcc: x@y.org", XLSX, b"x"),),
                       **PLAIN_ARGS)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("text", "encoding"), [
+    ("正文\n第二行", "8bit"),
+    ("plain ASCII", "7bit"),
+    ("中" * 332, "8bit"),  # 996 octets on one line
+    ("中" * 333, "base64"),  # 999 octets on one line: past SMTP's 998
+    ("a" * 999, "base64"),
+    ("前\x00后", "base64"),  # a NUL never travels bare
+    ("注意\n--=_x 像分隔行\n", "base64"),  # a line that could be taken for a boundary
+    ("--=_开头", "base64"),
+])
+def test_a_text_part_travels_as_it_is_unless_it_cannot(text: str, encoding: str) -> None:
+    raw = build_message(RenderedMail("s", text, text), **PLAIN_ARGS)  # type: ignore[arg-type]
+    msg = parse(raw)
+    assert [p["Content-Transfer-Encoding"] for p in msg.iter_parts()] == [encoding, encoding]
+    assert [p.get_content() for p in msg.iter_parts()] == [wire(text), wire(text)]
+    seven = parse(seven_bit(raw))
+    assert [p.get_content() for p in seven.iter_parts()] == [wire(text), wire(text)]
+    assert seven_bit(raw).isascii()
+    assert len(raw) <= len(seven_bit(raw))

@@ -44,6 +44,7 @@ _EW_PREFIX = b"=?utf-8?b?"
 _EW_OVERHEAD = len(_EW_PREFIX) + 2  # "=?utf-8?b?" + "?="
 _EW_MAX = 75  # RFC 2047 §2: an encoded-word is at most 75 characters
 _B64_LINE = 76  # RFC 2045 §6.8
+_BOUNDARY_LINE = b"\n--=_"  # how every boundary line of build_message starts
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")  # RFC 5646, as Content-Language carries it
 
 
@@ -143,18 +144,42 @@ def _address_header(field: str, mailboxes: Sequence[tuple[str, str]]) -> bytes:
     return _fold(field, tokens)
 
 
-def _base64_body(text: str) -> bytes:
+def _crlf(text: str) -> bytes:
     # Line ends become CRLF, and the text gains a final one if it lacks it, as on the EmailMessage path (the
     # email package's set_content does the same): text/* on the wire has CRLF line ends (RFC 2046 §4.1.1).
     data = text.encode("utf-8")
     if b"\r" in data:
-        data = b"\r\n".join(data.splitlines()) + b"\r\n"  # bytes.splitlines breaks at \r\n, \r and \n only
-    else:  # the same result, faster, for what templates give (LF only)
-        data = data.replace(b"\n", b"\r\n")
-        if not data.endswith(b"\r\n"):
-            data += b"\r\n"
+        return b"\r\n".join(data.splitlines()) + b"\r\n"  # bytes.splitlines breaks at \r\n, \r and \n only
+    data = data.replace(b"\n", b"\r\n")  # the same result, faster, for what templates give (LF only)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def _base64_lines(data: bytes) -> bytes:
     encoded = binascii.b2a_base64(data, newline=False)
     return b"\r\n".join([encoded[i : i + _B64_LINE] for i in range(0, len(encoded), _B64_LINE)])
+
+
+def _text_body(text: str) -> tuple[str, bytes]:
+    """A text part's transfer encoding and body: the UTF-8 as it is ("8bit", "7bit" when it is all ASCII), a third
+    smaller than base64 for Chinese text; base64 where a line would pass SMTP's 998 octets, a NUL would travel, or a
+    line could be taken for a boundary. A relay without 8BITMIME gets the 8bit parts as base64 (`seven_bit`)."""
+    data = _crlf(text)
+    if b"\0" in data or _BOUNDARY_LINE in data or data.startswith(_BOUNDARY_LINE[1:]) \
+            or max(map(len, data.split(b"\r\n"))) > _MAX_LINE:
+        return "base64", _base64_lines(data)
+    return ("7bit" if data.isascii() else "8bit"), data
+
+
+_EIGHT_BIT_PART = re.compile(rb"Content-Transfer-Encoding: 8bit\r\n\r\n(.*?)\r\n(?=--=_)", re.DOTALL)
+
+
+def seven_bit(data: bytes) -> bytes:
+    """`data` (as build_message made it) with every 8bit text part as base64, for a relay that does not announce
+    8BITMIME (RFC 6152): the same message, in the bytes build_message made before it wrote 8bit parts."""
+    if data.isascii():
+        return data
+    return _EIGHT_BIT_PART.sub(
+        lambda part: b"Content-Transfer-Encoding: base64\r\n\r\n" + _base64_lines(part.group(1)) + b"\r\n", data)
 
 
 def build_message(
@@ -218,11 +243,12 @@ def build_message(
                      f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'.encode("ascii"))
     else:
         parts.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode("ascii"))
-    for subtype, body in (("plain", mail.text), ("html", mail.html)):
+    for subtype, text in (("plain", mail.text), ("html", mail.html)):
+        encoding, body = _text_body(text)
         parts += [
             f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
-            "Content-Transfer-Encoding: base64\r\n\r\n".encode("ascii"),
-            _base64_body(body),
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode("ascii"),
+            body,
             b"\r\n",
         ]
     parts.append(f"--{boundary}--\r\n".encode("ascii"))
@@ -253,8 +279,7 @@ def _attachment_part(attachment: Attachment) -> bytes:
         quoted = quoted[cut:]
     charset = "utf-8''"
     params = ";\r\n".join(f" filename*{i}*={charset if i == 0 else ''}{piece}" for i, piece in enumerate(pieces))
-    encoded = binascii.b2a_base64(attachment.data, newline=False)
-    body = b"\r\n".join([encoded[i : i + _B64_LINE] for i in range(0, len(encoded), _B64_LINE)])
+    body = _base64_lines(attachment.data)
     folded = "\r\n " if len(attachment.content_type) > 60 else " "  # the xlsx type alone is 65 characters
     head = (f"Content-Type:{folded}{attachment.content_type}\r\nContent-Transfer-Encoding: base64\r\n"
             f"Content-Disposition: attachment;\r\n{params}\r\n\r\n")
