@@ -19,6 +19,7 @@ def stage_labels(delays: Sequence[float], naive_samples: dict[float, int]) -> li
               ("prepare", "cycle: build+render+record (prepare_cycle)")]
     for d in delays:
         labels += [(f"send@{d:g}", f"send: whole cycle, {d:g} ms replies"),
+                   (f"send2@{d:g}", f"send: 2 senders sharing it, {d:g} ms"),
                    (f"limit@{d:g}", f"limit: bare aiosmtplib, {d:g} ms"),
                    (f"naive@{d:g}", f"naive: smtplib/msg, {d:g} ms, {naive_samples[d]} sampled")]
     return labels
@@ -109,6 +110,12 @@ def targets(rows: list[Row], delays: Sequence[float], queries: dict[int, dict[st
     if (send := by.get(f"send@{last}")) and send.vs_naive is not None:
         out.append(Target(f"whole cycle vs naive, {last} ms replies", f"{send.vs_naive:.1f}x", ">= 10x",
                           send.vs_naive >= 10))
+    for d in (first, last):
+        one, two = by.get(f"send@{d}"), by.get(f"send2@{d}")
+        if one and two and one.rate and two.rate:
+            # measured, not judged: the run fails if a message went twice or not at all (run.two_senders)
+            out.append(Target(f"2 senders vs 1, {d} ms replies", f"{two.rate / one.rate:.2f}x",
+                              "each message once", True))
     if len(queries) >= 2:
         (small_u, small), (big_u, big) = sorted(queries.items())[:1] + sorted(queries.items())[-1:]
         text = ", ".join(f"{k} {small[k]:.0f} -> {big[k]:.0f}" for k in ("prepare", "send"))

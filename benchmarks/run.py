@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,15 +55,15 @@ class Bench:
         self.log.write_text("")
 
     def stage(self, name: str, config: Path, data: Path, *args: str, sample: int = 0,
-              profile: str = "") -> dict[str, Any]:
-        result = self.o.work / "result.json"
+              profile: str = "", result: str = "result.json") -> dict[str, Any]:
+        path = self.o.work / result
         command = [PYTHON, "-m", "benchmarks.stage", name, "--config", str(config), "--data", str(data),
-                   "--result", str(result)]
+                   "--result", str(path)]
         if sample:
             command += ["--sample", str(sample)]
         if profile and self.o.profile:
             command += ["--profile", str(self.o.profile / f"{profile}.prof")]
-        return run_stage([*command, *(["--", *args] if args else [])], result, self.log)
+        return run_stage([*command, *(["--", *args] if args else [])], path, self.log)
 
     def configs(self, database: Database) -> dict[float, Path]:
         return {d: write_config(self.o.work / f"{database.name}-{d:g}ms.toml", database, sink.port,
@@ -101,6 +102,28 @@ class Bench:
                 if received != run["messages"]:
                     raise StageFailed(f"{kind}@{key}ms: the server received {received} of {run['messages']}")
                 runs.setdefault(f"{kind}@{key}", []).append(run)
+            runs.setdefault(f"send2@{key}", []).append(
+                self.two_senders(configs[delay], data, sink, runs[f"send@{key}"][-1]["messages"]))
+
+    def two_senders(self, config: Path, data: Path, sink: SmtpSink, messages: int) -> dict[str, Any]:
+        """The whole cycle by two `send` processes started together on an emptied outbox, as two hosts sharing one
+        database would run it: every message sent once between them (the sink counts what it received)."""
+        self.stage("clear", config, data)
+        before = sink.count()
+        start = time.perf_counter()
+        with ThreadPoolExecutor(2) as pool:
+            pair = list(pool.map(lambda n: self.stage("send-shared", config, data, result=f"result-{n}.json"),
+                                 (1, 2)))
+        wall = time.perf_counter() - start
+        received = sink.count() - before
+        sent = sum(int(run["messages"]) for run in pair)
+        if not received == sent == messages:
+            raise StageFailed(f"two senders: {messages} messages in the cycle, the senders said they sent {sent}, "
+                              f"the server received {received}")
+        # Each process's own seconds, start-up excluded as in every stage: the later of the two to finish.
+        return {"seconds": max(run["seconds"] for run in pair), "wall": wall, "messages": sent,
+                "rss_mb": max(r["rss_mb"] for r in pair),
+                "queries": sum(r["queries"] for r in pair), "shares": [r["messages"] for r in pair]}
 
     def profile(self, database: Database, data: Path) -> None:
         """cProfile stats of the cycle and of the whole send (first delay), on the last repeat's database;

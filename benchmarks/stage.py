@@ -2,9 +2,9 @@
 
     python -m benchmarks.stage STAGE --config TOML --data DIR --result JSON [--sample N] [--profile PROF] [-- ARGS]
 
-STAGE: cli (ARGS: a reminders command line), progress, prepare, send, limit, naive. The result file gets seconds
-(measured inside the process, start-up excluded), messages, DB queries (a before_cursor_execute listener on every
-engine) and message sizes.
+STAGE: cli (ARGS: a reminders command line), progress, prepare, send, send-shared, clear, limit, naive. The result
+file gets seconds (measured inside the process, start-up excluded), messages, DB queries (a before_cursor_execute
+listener on every engine) and message sizes.
 """
 
 from __future__ import annotations
@@ -108,6 +108,23 @@ def send(config: Config) -> Result:
             **_sizes(engine)}
 
 
+def send_shared(config: Config) -> Result:
+    """One of several senders started together on one cycle (the run empties the outbox once, before them): each
+    records what is not recorded yet and sends what it claims; the counts say how the work was shared."""
+    engine = db.make_engine(config.database_url)
+    QUERIES[0] = 0
+    start = time.perf_counter()
+    result = dispatch.send_cycle(engine, config, CYCLE, KINDS, echo=lambda _line: None)
+    seconds, queries = time.perf_counter() - start, QUERIES[0]
+    return {"seconds": seconds, "messages": len(result.sent), "failed": len(result.failed), "queries": queries}
+
+
+def clear(config: Config) -> Result:
+    engine = db.make_engine(config.database_url)
+    _fresh_outbox(engine)
+    return {"seconds": 0.0}
+
+
 def limit(config: Config) -> Result:
     """The outbox's bytes, as recorded by the send stage, through a bare aiosmtplib loop."""
     engine = db.make_engine(config.database_url)
@@ -136,7 +153,8 @@ def naive(config: Config, sample: int) -> Result:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["cli", "progress", "prepare", "send", "limit", "naive"])
+    parser.add_argument("stage", choices=["cli", "progress", "prepare", "send", "send-shared", "clear", "limit",
+                                          "naive"])
     parser.add_argument("--config", required=True)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--result", type=Path, required=True)
@@ -151,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
         "progress": lambda: load_progress(config, args.data),
         "prepare": lambda: prepare(config),
         "send": lambda: send(config),
+        "send-shared": lambda: send_shared(config),
+        "clear": lambda: clear(config),
         "limit": lambda: limit(config),
         "naive": lambda: naive(config, args.sample),
     }

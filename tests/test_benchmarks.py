@@ -52,8 +52,11 @@ def test_a_tiny_run_prints_every_stage_and_writes_numbers(tmp_path: Path) -> Non
     rows = {row["key"]: row for row in sqlite["rows"]}
     assert len(rows) == len(stage_labels([0.0, 20.0], {0.0: 10, 20.0: 2}))
     assert all(row["seconds"] > 0 for row in rows.values())
-    for key in ("prepare", "send@0", "limit@0", "naive@0", "send@20", "limit@20", "naive@20"):
+    for key in ("prepare", "send@0", "send2@0", "limit@0", "naive@0", "send@20", "send2@20", "limit@20", "naive@20"):
         assert rows[key]["rate"] > 0, key
+    for delay in ("0", "20"):  # two senders shared the cycle, each message sent by one of them
+        (pair,) = sqlite["runs"][f"send2@{delay}"]
+        assert len(pair["shares"]) == 2 and sum(pair["shares"]) == sqlite["messages"]
     assert rows["send@0"]["vs_limit"] > 0 and rows["send@20"]["vs_naive"] > 0
     assert sqlite["messages"] > 0 and rows["prepare"]["rss_mb"] > 0 and rows["prepare"]["queries"] > 0
     assert data["help_seconds"] > 0 and data["idle_cpu"] >= 0
