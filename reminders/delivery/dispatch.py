@@ -35,7 +35,7 @@ from reminders.delivery.writer import GroupWriter
 from reminders.mail.compose import BUILT, build_drafts, iter_drafts
 from reminders.mail.message import OutgoingMessage, renderer_for
 from reminders.mail.receipts import first_report, receipt_draft, receipt_prefix, window_reports
-from reminders.store.db import masked, session_scope
+from reminders.store.db import masked, session_scope, wait_for_writers
 from reminders.store.models import OutboxMessage
 from reminders.tracking.cycles import day_in_cycle
 from reminders.vocabulary import Kind, shown_time
@@ -77,6 +77,7 @@ def prepare_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Ki
     check_templates(renderer, kinds)
     now = datetime.now(config.schedule.tz)
     with session_scope(engine) as session:
+        wait_for_writers(session)  # a second sender waits for the first's recording, then shares the sending
         outbox.forget_unbuilt(session, cycle, kinds)
         known = outbox.existing_keys(session, cycle, kinds)
         drafts = (d for d in iter_drafts(session, config, cycle, tuple(kinds), as_of)

@@ -17,6 +17,8 @@ from reminders.errors import ReminderError
 
 MIGRATIONS = "reminders.store:migrations"
 HEAD = "0009"  # the newest migration; a test checks it against Alembic's own answer
+BUSY_TIMEOUT_MS = 30_000  # how long a SQLite statement waits for another process's write transaction
+RECORDING_WAIT_MS = 600_000  # ... while a cycle is recorded (wait_for_writers)
 
 
 class SchemaError(ReminderError):
@@ -41,8 +43,9 @@ def make_engine(url: str) -> Engine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "checkin", _usual_wait)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
@@ -55,8 +58,25 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     # In WAL mode NORMAL loses nothing when a process dies; only a power cut may undo the last commits.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _usual_wait(connection: Any, _record: Any) -> None:
+    """A connection back in the pool waits for other writers as long as any other (see wait_for_writers)."""
+    with suppress(Exception):  # a connection that cannot take it is broken; the pool finds out on its next use
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def wait_for_writers(session: Session) -> None:
+    """On SQLite, let this session wait up to RECORDING_WAIT_MS for another process's write transaction.
+
+    Recording a cycle is one transaction (nothing half-recorded), which for 10,000 units lasts most of a minute:
+    a second sender started beside the first waits for it to end, then finds the cycle recorded and shares the
+    sending, where the usual BUSY_TIMEOUT_MS would have stopped it. The wait ends when the connection goes back to
+    the pool. A server database needs none of this: a conflicting insert waits for the other transaction."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text(f"PRAGMA busy_timeout={RECORDING_WAIT_MS}"))
 
 
 def _alembic_config(engine: Engine) -> Any:
