@@ -77,12 +77,8 @@ def prepare_cycle(engine: Engine, config: Config, cycle: str, kinds: Sequence[Ki
     check_templates(renderer, kinds)
     now = datetime.now(config.schedule.tz)
     with session_scope(engine) as session:
-        # A write first: on SQLite it waits for another sender's recording to end. Committed at once, so that a
-        # sender with nothing new to record holds no write lock while it goes through the cycle.
-        wait_for_writers(session)
+        wait_for_writers(session)  # a second sender waits for the first's recording, then shares the sending
         outbox.forget_unbuilt(session, cycle, kinds)
-    with session_scope(engine) as session:
-        wait_for_writers(session)
         known = outbox.existing_keys(session, cycle, kinds)
         drafts = (d for d in iter_drafts(session, config, cycle, tuple(kinds), as_of)
                   if (d.kind, d.recipient_key) not in known)
