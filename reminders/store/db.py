@@ -17,7 +17,10 @@ from reminders.errors import ReminderError
 
 MIGRATIONS = "reminders.store:migrations"
 HEAD = "0009"  # the newest migration; a test checks it against Alembic's own answer
-BUSY_TIMEOUT_MS = 30_000  # how long a SQLite statement waits for another process's write transaction
+# How long a SQLite statement waits for another process's write transaction: longer than a second sender's pass
+# through a 10,000-unit cycle it finds recorded (about half a minute), so the first one's claims and settles wait
+# for it rather than stop.
+BUSY_TIMEOUT_MS = 120_000
 RECORDING_WAIT_MS = 600_000  # ... while a cycle is recorded (wait_for_writers)
 
 
