@@ -110,7 +110,7 @@ def targets(rows: list[Row], delays: Sequence[float], queries: dict[int, dict[st
     if (send := by.get(f"send@{last}")) and send.vs_naive is not None:
         out.append(Target(f"whole cycle vs naive, {last} ms replies", f"{send.vs_naive:.1f}x", ">= 10x",
                           send.vs_naive >= 10))
-    for d in (first, last):
+    for d in dict.fromkeys((first, last)):  # once where there is one delay
         one, two = by.get(f"send@{d}"), by.get(f"send2@{d}")
         if one and two and one.rate and two.rate:
             # measured, not judged: the run fails if a message went twice or not at all (run.two_senders)
