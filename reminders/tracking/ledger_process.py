@@ -3,8 +3,8 @@
 openpyxl writes about 5,000 rows a second: for a plan of 100,000 tasks the attached ledger was a quarter of a
 cycle's building, on one core while the other waited. The process is a fresh interpreter running this module
 (`python -m reminders.tracking.ledger_process`), fed the ledger's rows pickled on its stdin and answering the
-workbook's bytes on its stdout: it shares no thread, lock or database connection with the caller, and imports
-none of the caller's own code.
+workbook's bytes on its stdout: it shares no thread, lock or database connection with the caller, and never runs
+the caller's main script again (as multiprocessing's spawn and forkserver would).
 """
 
 from __future__ import annotations
