@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from openpyxl.cell import Cell
     from openpyxl.styles import PatternFill
     from openpyxl.styles.cell_style import StyleArray
-    from openpyxl.worksheet.properties import PageSetupProperties
     from openpyxl.worksheet.worksheet import Worksheet
 
 Value = str | int | float | date | None
@@ -133,14 +132,13 @@ def sheet_bytes(ledger: Ledger) -> bytes:
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
     from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.properties import PageSetupProperties
 
     book = Workbook(write_only=True)
     sheet = cast("Worksheet", book.create_sheet(SHEET))  # a WriteOnlyWorksheet: the stubs omit what it shares
     last = get_column_letter(len(COLUMNS))
     header = TITLE_ROWS + 1
     end = header + len(ledger.rows)
-    _lay_out_page(sheet, PageSetupProperties, last, header, end)
+    _lay_out_page(sheet, last, header, end)
     for number, column in enumerate(COLUMNS, start=1):
         sheet.column_dimensions[get_column_letter(number)].width = column.width
 
@@ -205,10 +203,10 @@ def sheet_bytes(ledger: Ledger) -> bytes:
     return buffer.getvalue()
 
 
-def _lay_out_page(sheet: Worksheet, properties: type[PageSetupProperties], last: str, header: int,
-                  end: int) -> None:
+def _lay_out_page(sheet: Worksheet, last: str, header: int, end: int) -> None:
     """The filter, the frozen panes and the print setup: A4 landscape, one page wide, the header on every page."""
     from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.properties import PageSetupProperties
     from openpyxl.worksheet.worksheet import Worksheet
 
     sheet.auto_filter.ref = f"A{header}:{last}{end}"
@@ -220,7 +218,7 @@ def _lay_out_page(sheet: Worksheet, properties: type[PageSetupProperties], last:
     sheet.page_setup.fitToWidth = 1
     sheet.page_setup.fitToHeight = 0  # as many pages down as the rows need
     if sheet.sheet_properties.pageSetUpPr is None:
-        sheet.sheet_properties.pageSetUpPr = properties()
+        sheet.sheet_properties.pageSetUpPr = PageSetupProperties()
     sheet.sheet_properties.pageSetUpPr.fitToPage = True  # without it, applications ignore fitToWidth
     sheet.print_options.horizontalCentered = True
     sheet.page_margins.left = sheet.page_margins.right = 0.4
