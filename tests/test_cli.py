@@ -31,6 +31,16 @@ def test_it_runs_as_a_module_and_shows_help() -> None:
     assert "Monthly reminders" in result.stdout and "import-plan" in result.stdout
 
 
+def test_its_help_starts_without_the_database_layer() -> None:
+    """`reminders --help` and a wrong command line answer in a tenth of a second: the command modules import
+    SQLAlchemy, the models and the mail stack inside the commands that use them."""
+    probe = ("import sys; from reminders.cli.app import cli; "
+             "print(sorted(m for m in ('sqlalchemy', 'jinja2', 'aiosmtplib', 'openpyxl', 'reminders.store.models') "
+             "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_it_knows_the_newest_migration() -> None:
     assert db.head_revision() == db.HEAD
 

@@ -7,12 +7,16 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy import Engine
 
 from reminders.cli.common import State, friendly, pass_state
-from reminders.config import Config
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from reminders.config import Config
 
 log = logging.getLogger("reminders.serve")
 SENDER_STOP_WAIT = 3.0  # seconds the server waits, when it stops, for the sender to finish a message in flight

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import calendar
 from datetime import date
+from typing import TYPE_CHECKING
 
-from reminders.config import Config
 from reminders.errors import ReminderError
-from reminders.store.models import Plan
-from reminders.workdays import WorkCalendar
+
+if TYPE_CHECKING:
+    from reminders.config import Config
+    from reminders.store.models import Plan
+    from reminders.workdays import WorkCalendar
 
 
 class CycleError(ReminderError, ValueError):
