@@ -6,8 +6,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from reminders.delivery import outbox
@@ -163,3 +165,35 @@ def test_it_claims_each_message_once_and_settles_only_its_own_claims(db_url: str
     outbox.settle(engine, Outcome(first.key, sent=True))
     outbox.settle(engine, Outcome(second.key, sent=True))
     assert states(engine) == ["sent", "sending"]
+
+
+def test_one_claim_takes_pending_messages_and_stale_claims_together_in_order(db_url: str) -> None:
+    engine = engine_with(db_url, ("sent", None), ("sending", ELSEWHERE), ("pending", None), ("sending", ELSEWHERE),
+                         ("pending", None), ("pending", None), claimed_at=CLAIMED_AT)
+    taken = outbox.claim(engine, "2021-06", ("reminder",), "ducha@example.org", limit=4,
+                         now=CLAIMED_AT + timedelta(minutes=16))
+    assert [item.envelope.key for item in taken] == [2, 3, 4, 5]
+    rest = outbox.claim(engine, "2021-06", ("reminder",), "ducha@example.org", limit=4,
+                        now=CLAIMED_AT + timedelta(minutes=16))
+    assert [item.envelope.key for item in rest] == [6]
+    assert states(engine) == ["sent", *["sending"] * 5]
+
+
+def test_a_claim_on_sqlite_looks_up_the_pending_messages_not_the_whole_cycle(tmp_path: Path) -> None:
+    """With pending and stale in one OR, SQLite walked every message of the cycle (sent ones too) and read each
+    one's state past its body: a claim took 0.15 s once 15,000 of 17,000 had gone. Each way is now answered by the
+    index on (cycle, state), and the rows chosen are updated by their ids."""
+    engine = engine_with(f"sqlite:///{tmp_path / 'outbox.sqlite3'}", ("sent", None), ("pending", None))
+    statements: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith("UPDATE outbox"):
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    assert [item.envelope.key for item in outbox.claim(engine, "2021-06", ("reminder",), "ducha@example.org")] == [2]
+    [(statement, parameters)] = statements
+    with engine.connect() as connection:
+        plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+    reads = [step for step in plan if step.startswith(("SEARCH outbox", "SCAN outbox"))]
+    assert reads and all("(rowid=?)" in step or "(cycle=? AND state=?)" in step for step in reads), plan

@@ -17,7 +17,7 @@ from functools import cache
 from itertools import islice
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Engine, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Select, and_, delete, func, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
@@ -147,22 +147,23 @@ def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chun
     return added
 
 
-def _claimable(cycle: str | None, kinds: Sequence[str] | None, now: datetime, due: bool = False
-               ) -> ColumnElement[bool]:
-    """Pending, or claimed by another host's process longer than the lease ago. A claim of this host is never taken
-    here: a live sender keeps it however long its relay takes, and a dead one's is put back by `recover`.
-    `cycle` or `kinds` None: any; `due`: only messages whose next attempt has come (the daemon's retries)."""
+def _ways_claimable(cycle: str | None, kinds: Sequence[str] | None, now: datetime, due: bool = False
+                    ) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The two ways a message can be claimed: pending, or claimed by another host's process longer than the lease
+    ago. A claim of this host is never taken here: a live sender keeps it however long its relay takes, and a dead
+    one's is put back by `recover`. `cycle` or `kinds` None: any; `due`: only messages whose next attempt has come
+    (the daemon's retries)."""
     elsewhere = or_(OutboxMessage.claimed_by.is_(None),
                     ~OutboxMessage.claimed_by.startswith(f"{socket.gethostname()}:", autoescape=True))
     stale = and_(OutboxMessage.state == "sending", OutboxMessage.claimed_at < now - LEASE, elsewhere)
-    conditions = [or_(OutboxMessage.state == "pending", stale), func.length(OutboxMessage.data) > 0]
+    conditions = [func.length(OutboxMessage.data) > 0]
     if cycle is not None:
         conditions.append(OutboxMessage.cycle == cycle)
     if kinds is not None:
         conditions.append(OutboxMessage.kind.in_(kinds))
     if due:
         conditions.append(or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
-    return and_(*conditions)
+    return and_(OutboxMessage.state == "pending", *conditions), and_(stale, *conditions)
 
 
 @dataclass(frozen=True)
@@ -182,25 +183,35 @@ def claim(engine: Engine, cycle: str | None, kinds: Sequence[str] | None, sender
 
     `tried` holds the messages that already failed in this run: they wait for the next run instead of looping.
     `now` (default: the current time) is when the claim is made, against which leases run out; stored in UTC, as
-    SQLite keeps no offset. `due`: only messages whose next attempt has come (see `_claimable`).
+    SQLite keeps no offset. `due`: only messages whose next attempt has come (see `_ways_claimable`).
     """
     now = now.astimezone(UTC) if now else datetime.now(UTC)
-    candidates = (select(OutboxMessage.id).where(_claimable(cycle, kinds, now, due)).order_by(OutboxMessage.id)
-                  .limit(limit))
-    if tried:
-        candidates = candidates.where(OutboxMessage.id.not_in(list(tried)))
-    postgres = engine.dialect.name == "postgresql"
+
+    def first(claimable: ColumnElement[bool], count: int) -> Select[int]:
+        """Each way is its own query, which an index on (cycle, state) answers in id order: with the two in one
+        OR, SQLite walked the whole cycle, sent messages included, reading each row's state past its body."""
+        chosen = select(OutboxMessage.id).where(claimable).order_by(OutboxMessage.id).limit(count)
+        return chosen.where(OutboxMessage.id.not_in(list(tried))) if tried else chosen
+
+    pending, stale = _ways_claimable(cycle, kinds, now, due)
     with engine.begin() as connection:
-        if postgres:
-            # Lock the rows first: PostgreSQL may run a LIMIT subquery inside UPDATE … IN (…) more than once.
-            picked: Any = list(connection.scalars(candidates.with_for_update(skip_locked=True)))
+        if engine.dialect.name == "postgresql":
+            # Lock the rows first: PostgreSQL may run a LIMIT subquery inside UPDATE … IN (…) more than once. The
+            # condition is checked again on the row itself: a row another sender took meanwhile is left alone.
+            picked: Any = sorted(key for way in (pending, stale)
+                                 for key in connection.scalars(first(way, limit).with_for_update(skip_locked=True))
+                                 )[:limit]
+            chosen = and_(OutboxMessage.id.in_(picked), or_(pending, stale))
         else:
-            # One statement, so SQLite takes the write lock before reading (no stale-snapshot upgrade in WAL mode).
-            picked = candidates.scalar_subquery()
+            # One statement, so SQLite takes the write lock before reading (no stale-snapshot upgrade in WAL mode)
+            # and no other sender can take a row between the choice and the update: the choice is not checked
+            # again, which would make SQLite look through every pending row of the cycle instead of the ids chosen.
+            either = union_all(select(first(pending, limit).subquery()),
+                               select(first(stale, limit).subquery())).subquery()
+            chosen = OutboxMessage.id.in_(select(either.c.id).order_by(either.c.id).limit(limit).scalar_subquery())
         rows = connection.execute(
             update(OutboxMessage)
-            # The condition is checked again on the row itself: a row another sender took meanwhile is left alone.
-            .where(OutboxMessage.id.in_(picked), _claimable(cycle, kinds, now, due))
+            .where(chosen)
             .values(state="sending", claimed_at=now, claimed_by=owner(), attempts=OutboxMessage.attempts + 1)
             .returning(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.cycle, OutboxMessage.recipient_name,
                        OutboxMessage.addresses, OutboxMessage.data, OutboxMessage.message_id, OutboxMessage.attempts,

@@ -206,10 +206,11 @@ class OutboxMessage(Base):
     """A message recorded before it is sent; (kind, cycle, recipient) is unique, so a cycle is built once."""
 
     __tablename__ = "outbox"
-    __table_args__ = (UniqueConstraint("kind", "cycle", "recipient_key", name="uq_outbox_kind_cycle_recipient"),)
+    __table_args__ = (UniqueConstraint("kind", "cycle", "recipient_key", name="uq_outbox_kind_cycle_recipient"),
+                      Index("ix_outbox_cycle_state", "cycle", "state"))
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
-    cycle: Mapped[str] = mapped_column(String(7), index=True)
+    cycle: Mapped[str] = mapped_column(String(7))
     recipient_key: Mapped[str] = mapped_column(String(50))  # "unit:3", "leader:2"
     recipient_name: Mapped[str] = mapped_column(String(200))
     addresses: Mapped[str] = mapped_column(Text)
