@@ -3,8 +3,10 @@ messages with exit status 1."""
 
 from __future__ import annotations
 
+import csv
 import functools
 import gc
+import io
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -130,6 +132,20 @@ def echo_json_lines(records: Iterable[dict[str, Any]]) -> None:
     while chunk := list(islice(encoded, _CHUNK)):
         click.echo(",\n" + ",\n".join(chunk), nl=False)
     click.echo("\n]")
+
+
+def echo_csv_rows(header: list[str], rows: Iterable[list[Any]]) -> None:
+    """Print CSV (the csv module's dialect: quoted where needed, \\r\\n line ends), a thousand rows at a time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    rows = iter(rows)
+    while chunk := list(islice(rows, _CHUNK)):
+        writer.writerows(chunk)
+        click.echo(buffer.getvalue(), nl=False)
+        buffer.seek(0)
+        buffer.truncate()
+    click.echo(buffer.getvalue(), nl=False)
 
 
 @contextmanager

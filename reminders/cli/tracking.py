@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import click
 
-from reminders.cli.common import State, aware, collector_paused, echo_json_lines, friendly, pass_state
+from reminders.cli.common import (
+    State,
+    aware,
+    collector_paused,
+    echo_csv_rows,
+    echo_json_lines,
+    friendly,
+    pass_state,
+)
 from reminders.cli.usage import DAY
 from reminders.vocabulary import NO_DEADLINE, REPORT_SOURCE_LABELS, REPORT_STATUS_LABELS, STATES, state_label
 
 if TYPE_CHECKING:
-    from reminders.tracking.status import PlanStatus
+    from reminders.tracking.status import PlanStatus, TaskLine
 
 
 class ProgressGroup(click.Group):
@@ -165,15 +171,15 @@ def _print_status(result: PlanStatus, day: date, fmt: str) -> None:
     if fmt == "json":
         echo_json_lines(map(as_json, result.lines))
     elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
         fields = ["number", "section", "title", "lead_unit", "co_units", "leader", "deadline", "state", "reported",
                   "expected_percent", "percent"]
-        writer.writerow(fields)
-        for record in map(as_json, result.lines):
-            record["co_units"] = "、".join(record["co_units"])  # type: ignore[arg-type]
-            writer.writerow([record[f] for f in fields])
-        click.echo(buffer.getvalue(), nl=False)
+
+        def row(line: TaskLine) -> list[object]:
+            record = as_json(line)
+            record["co_units"] = "、".join(line.co_units)
+            return [record[f] for f in fields]
+
+        echo_csv_rows(fields, map(row, result.lines))
     else:
         no_deadline = NO_DEADLINE["zh_CN"]
         rows = [[line.number, state_label(line.state), line.deadline.isoformat() if line.deadline else no_deadline,
