@@ -4,6 +4,7 @@ caller, and made in the caller after all when no process can be started or the p
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -86,3 +87,30 @@ def test_closing_ends_a_process_whose_answer_is_not_wanted() -> None:
     pending.close()
     assert process.returncode is not None and process.returncode != 0  # killed, not finished
     assert not pending.parallel
+
+
+class OnePass:
+    """Rows made as they are read, once, as ledger.RowsOfDay makes them: a second read is a fault."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger, self.reads = ledger, 0
+
+    def __len__(self) -> int:
+        return len(self.ledger.rows)
+
+    def __iter__(self) -> Iterator[LedgerRow]:
+        self.reads += 1
+        assert self.reads == 1, "read twice"
+        return iter(self.ledger.rows)
+
+
+@pytest.mark.parametrize("rows", [0, 999, 1000, 2501])
+def test_rows_made_as_read_reach_the_process_in_batches_whole(rows: int) -> None:
+    ledger = _ledger(rows)
+    lazy = OnePass(ledger)
+    pending = PendingSheet(lambda: Ledger(ledger.plan_title, ledger.as_of, lazy), rows, ledger.as_of,
+                           parallel_rows=0)
+    assert pending.parallel
+    made = pending.result()
+    assert lazy.reads == 1  # fed once, made by the process, not again here
+    assert _cells(made) == _cells(sheet_bytes(ledger))

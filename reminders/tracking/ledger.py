@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from datetime import date
 
 from sqlalchemy import select
@@ -24,17 +25,33 @@ from reminders.tracking.ledger_sheet import HEADERS, SHEET, Ledger, LedgerRow, V
 from reminders.tracking.status import PlanStatus, TaskLine, load_status
 from reminders.vocabulary import NO_DEADLINE, RUNG_LABELS, TaskState, state_label
 
-__all__ = ["HEADERS", "SHEET", "Ledger", "LedgerRow", "PendingSheet", "build_ledger", "export_ledger_csv",
+__all__ = ["HEADERS", "SHEET", "Ledger", "LedgerRow", "PendingSheet", "RowsOfDay", "build_ledger", "export_ledger_csv",
            "export_ledger_xlsx", "start_ledger_xlsx"]
 
 
-def build_ledger(session: Session, config: Config, today: date, status: PlanStatus | None = None) -> Ledger:
-    """The ledger on `today`; `status`, the plan's status on that day when the caller has it already."""
+def build_ledger(session: Session, config: Config, today: date, status: PlanStatus | None = None,
+                 *, lazy: bool = False) -> Ledger:
+    """The ledger on `today`; `status`, the plan's status on that day when the caller has it already. `lazy`: its
+    rows are made as they are read (RowsOfDay), for a caller that reads them once."""
     plan = active_plan(session)
     if status is None or status.as_of != today:
         status = load_status(session, plan, today, config.schedule.due_soon_days, config.ladder.lag_points)
-    ladder = _ladder(session, plan, today)
-    return Ledger(plan.title, today, tuple(_row(line, ladder.get(line.number, "")) for line in status.lines))
+    rows = RowsOfDay(status.lines, _ladder(session, plan, today))
+    return Ledger(plan.title, today, rows if lazy else tuple(rows))
+
+
+class RowsOfDay:
+    """A ledger's rows made from the day's task lines as they are read, one at a time: a workbook of 100,000 rows
+    is written without all of them held at once."""
+
+    def __init__(self, lines: tuple[TaskLine, ...], ladder: dict[str, str]) -> None:
+        self._lines, self._ladder = lines, ladder
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def __iter__(self) -> Iterator[LedgerRow]:
+        return (_row(line, self._ladder.get(line.number, "")) for line in self._lines)
 
 
 def _ladder(session: Session, plan: Plan, today: date) -> dict[str, str]:
@@ -114,5 +131,5 @@ def start_ledger_xlsx(session: Session, config: Config, today: date, status: Pla
     """export_ledger_xlsx begun, as PendingSheet says: in a process of its own for a large plan.
 
     The session must stay open until the result is in: should the process fail, the rows are read again."""
-    return PendingSheet(lambda: build_ledger(session, config, today, status), len(status.lines), today,
+    return PendingSheet(lambda: build_ledger(session, config, today, status, lazy=True), len(status.lines), today,
                         parallel_rows)

@@ -5,6 +5,10 @@ cycle's building, on one core while the other waited. The process is a fresh int
 (`python -m reminders.tracking.ledger_process`), fed the ledger's rows pickled on its stdin and answering the
 workbook's bytes on its stdout: it shares no thread, lock or database connection with the caller, and never runs
 the caller's main script again (as multiprocessing's spawn and forkserver would).
+
+The rows go FEED_ROWS at a time, each batch its own pickle: a ledger may make its rows as they are read (ledger.py
+does), so the caller never holds them all, nor pickle's memo of every cell (at 100,000 tasks the two together were
+some 120 MB of the cycle's peak).
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import subprocess
 import sys
 from collections.abc import Callable
 from datetime import date
+from itertools import islice
+from typing import IO
 
-from reminders.tracking.ledger_sheet import Ledger, sheet_bytes
+from reminders.tracking.ledger_sheet import Ledger, LedgerRow, sheet_bytes
 
 log = logging.getLogger(__name__)
 PARALLEL_ROWS = 5000  # from this many tasks the XLSX is made in a process of its own (about a second's work)
+FEED_ROWS = 1000  # rows pickled together on the way to the process
 
 
 class PendingSheet:
@@ -45,7 +52,7 @@ class PendingSheet:
         assert process.stdin is not None
         try:
             with process.stdin:
-                pickle.dump(make(), process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                _feed(make(), process.stdin)
         except OSError:
             self.close()
 
@@ -85,11 +92,26 @@ class PendingSheet:
             self._process = None
 
 
+def _feed(ledger: Ledger, stream: IO[bytes]) -> None:
+    """The ledger's title, day and row count, then its rows in batches: what `main` reads."""
+    pickle.dump((ledger.plan_title, ledger.as_of, len(ledger.rows)), stream, protocol=pickle.HIGHEST_PROTOCOL)
+    rows = iter(ledger.rows)
+    while batch := tuple(islice(rows, FEED_ROWS)):
+        pickle.dump(batch, stream, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def main() -> None:
-    ledger = pickle.load(sys.stdin.buffer)
-    if not isinstance(ledger, Ledger):
+    stream = sys.stdin.buffer
+    head = pickle.load(stream)
+    if not (isinstance(head, tuple) and len(head) == 3 and isinstance(head[2], int)):
         raise SystemExit(2)
-    sys.stdout.buffer.write(sheet_bytes(ledger))
+    title, as_of, count = head
+    rows: list[LedgerRow] = []
+    while len(rows) < count:
+        rows.extend(pickle.load(stream))
+    if len(rows) != count or not all(isinstance(row, LedgerRow) for row in rows):
+        raise SystemExit(2)
+    sys.stdout.buffer.write(sheet_bytes(Ledger(title, as_of, tuple(rows))))
     sys.stdout.buffer.flush()
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
 from copy import copy
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from reminders.columns import display_width
 from reminders.text import writable
@@ -85,11 +86,19 @@ class LedgerRow:
     cells: tuple[Value, ...]  # one per column of COLUMNS
 
 
+class Rows(Protocol):
+    """What the layout reads of a ledger's rows: how many, then each in order once."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[LedgerRow]: ...
+
+
 @dataclass(frozen=True)
 class Ledger:
     plan_title: str
     as_of: date
-    rows: tuple[LedgerRow, ...]
+    rows: Rows  # a tuple, or rows made as they are read (ledger.RowsOfDay)
 
     @property
     def title(self) -> str:
