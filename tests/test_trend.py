@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from reminders.config import Config, load
 from reminders.store.db import make_engine
+from reminders.store.models import ProgressReport
 from reminders.store.plans import active_plan
 from reminders.tracking.bulletin import _on_time
 from reminders.tracking.status import awaiting_report, load_plan, load_status
@@ -96,3 +97,32 @@ def test_it_reads_the_reports_in_one_query(db: tuple[Session, Config]) -> None:
     finally:
         event.remove(bind, "before_cursor_execute", listener)
     assert len(statements) == 1
+
+
+def test_only_the_reports_status_counts_close_a_task(loaded: Cli) -> None:
+    """An amended report, a co-unit's report and the earlier of two reports on one day do not close a task, as
+    status judges it; the trend reads only the reports that count."""
+    report(loaded)
+    config = load(str(loaded.config))
+    engine = make_engine(config.database_url)
+    with Session(engine) as session:
+        plan = load_plan(session, active_plan(session))
+        task = next(task for task in plan.tasks if task.co_units and task.lead_unit)
+    loaded("progress", "16", "--unit", "机关党委", "--done", "--note", "已办结", "--date", "2021-06-05")
+    with Session(engine) as session:
+        amended = session.scalars(select(ProgressReport.id).order_by(ProgressReport.id.desc())).first()
+    loaded("progress", "amend", str(amended), "--not-done", "--note", "尚未办结", "--date", "2021-06-04")
+    loaded("progress", "18", "--unit", "机关党委", "--done", "--note", "已办结", "--date", "2021-06-07")
+    loaded("progress", "18", "--unit", "机关党委", "--percent", "60", "--note", "尚需推进", "--date", "2021-06-07")
+    loaded("progress", task.number, "--unit", task.co_units[0], "--done", "--note", "配合部分已完成",
+           "--date", "2021-06-08")
+    loaded("progress", "17", "--unit", "机关党委", "--done", "--note", "已办结", "--date", "2021-06-09")
+    with Session(engine) as session:
+        plan = load_plan(session, active_plan(session))
+        points = trend(load_year(session, config, plan, "2021-06", date(2021, 6, 28)))
+        for point in points:
+            status = load_status(session, plan, point.day, config.schedule.due_soon_days)
+            done = {line.number for line in status.lines if line.state == TaskState.DONE}
+            assert point.done == len(done), point.cycle
+        assert done == {"17", "19"}  # 16 amended, 18 reported again the same day, the co-unit's does not close
+    engine.dispose()

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reminders.config import Config
-from reminders.store.models import ProgressReport, Task
+from reminders.store.models import Assignment, ProgressReport, Task
 from reminders.tracking.cycles import report_by
 from reminders.tracking.ladder import counts_in, cycle_bounds, earlier_cycles
-from reminders.tracking.status import LoadedPlan
+from reminders.tracking.status import LoadedPlan, not_superseded
 
 TREND_CYCLES = 6  # the digest's and the dashboard's trend: this cycle and up to five before it, in the plan's year
 
@@ -71,11 +71,8 @@ class TrendPoint:
 
 @dataclass(frozen=True, slots=True)
 class _Report:
-    task_id: int
-    unit_id: int
     cycle: str
     reported_on: date
-    order: tuple[date, datetime, int]  # status's order: the latest is the largest
     done: bool
 
 
@@ -85,34 +82,38 @@ class YearReports:
 
     loaded: LoadedPlan
     cycles: tuple[tuple[str, date, date], ...]  # (cycle, day, report day), oldest first
-    reports: dict[int, tuple[_Report, ...]]  # task id -> its lead unit's counting reports
+    # task id -> its lead unit's counting reports in status's order (reported_on, created_at, id): the last is
+    # the latest
+    reports: dict[int, tuple[_Report, ...]]
     first_cycle: str | None = None  # the cycle of the earliest of `reports`
     positions: dict[str, int] = field(default_factory=dict)  # task number -> its index in loaded.tasks
 
 
 def load_year(session: Session, config: Config, loaded: LoadedPlan, cycle: str, day: date,
               count: int = TREND_CYCLES) -> YearReports:
-    """The plan's reports in one query, for the `count` cycles up to `cycle` (judged on `day`)."""
-    leads = {task.id: task.lead_unit_id for task in loaded.tasks if task.lead_unit_id is not None}
-    rows = session.execute(
-        select(ProgressReport.id, ProgressReport.task_id, ProgressReport.unit_id, ProgressReport.cycle,
-               ProgressReport.reported_on, ProgressReport.created_at, ProgressReport.done,
-               ProgressReport.supersedes_id)
-        .join(Task, Task.id == ProgressReport.task_id).where(Task.plan_id == loaded.plan.id)
-    ).all()
-    superseded = {row.supersedes_id for row in rows if row.supersedes_id is not None}
+    """The plan's reports in one query, for the `count` cycles up to `cycle` (judged on `day`).
+
+    Only the reports that count are read (the lead unit's, of live tasks, not replaced by an amendment), in order,
+    row by row, each month and day held once: at 100,000 tasks with 300,000 reports, reading every report whole
+    first was 150 MB of a cycle's peak."""
+    rows = session.connection().execute(
+        select(ProgressReport.task_id, ProgressReport.cycle, ProgressReport.reported_on, ProgressReport.done)
+        .join(Task, Task.id == ProgressReport.task_id)
+        .join(Assignment, (Assignment.task_id == ProgressReport.task_id)
+              & (ProgressReport.unit_id == Assignment.lead_unit_id))
+        .where(Task.plan_id == loaded.plan.id, Task.removed_at.is_(None), not_superseded())
+        .order_by(ProgressReport.task_id, ProgressReport.reported_on, ProgressReport.created_at, ProgressReport.id)
+    )
     reports: dict[int, list[_Report]] = {}
-    for row in rows:
-        if row.id in superseded or leads.get(row.task_id) != row.unit_id:
-            continue
-        created = row.created_at.replace(tzinfo=None) if row.created_at is not None else datetime.min
-        reports.setdefault(row.task_id, []).append(_Report(
-            row.task_id, row.unit_id, row.cycle, row.reported_on, (row.reported_on, created, row.id), bool(row.done)))
+    months: dict[str, str] = {}
+    days: dict[date, date] = {}
+    for task_id, month, reported_on, done in rows:
+        reports.setdefault(task_id, []).append(_Report(months.setdefault(month, month),
+                                                       days.setdefault(reported_on, reported_on), bool(done)))
     cycles = [*earlier_cycles(cycle, count - 1, loaded.plan.year), cycle]
-    days = tuple((c, day if c == cycle else cycle_bounds(c)[1], report_by(config, c)) for c in cycles)
-    first = min((report.cycle for found in reports.values() for report in found), default=None)
-    return YearReports(loaded, days, {task_id: tuple(found) for task_id, found in reports.items()}, first,
-                       {task.number: index for index, task in enumerate(loaded.tasks)})
+    judged = tuple((c, day if c == cycle else cycle_bounds(c)[1], report_by(config, c)) for c in cycles)
+    return YearReports(loaded, judged, {task_id: tuple(found) for task_id, found in reports.items()},
+                       min(months, default=None), {task.number: index for index, task in enumerate(loaded.tasks)})
 
 
 def trend(year: YearReports, numbers: Collection[str] | None = None) -> tuple[TrendPoint, ...]:
@@ -138,7 +139,7 @@ def trend(year: YearReports, numbers: Collection[str] | None = None) -> tuple[Tr
             assert task.lead_unit_id is not None
             mine = year.reports.get(task.id, ())
             upto = [report for report in mine if report.reported_on <= day]
-            is_done = bool(upto) and max(upto, key=lambda report: report.order).done
+            is_done = bool(upto) and upto[-1].done
             done += is_done
             figures = asked.setdefault(task.lead_unit_id, [0, 0, 0])
             if not is_done and task.deadline is not None and task.deadline < day:
