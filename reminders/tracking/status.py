@@ -124,11 +124,15 @@ def load_plan(session: Session, plan: Plan) -> LoadedPlan:
         .order_by(Task.position)
     )
     tasks = []
+    texts: dict[str | None, str | None] = {None: None}  # a section, leader or phrase many tasks share: held once
+    days: dict[date | None, date | None] = {None: None}
     for task_id, number, section, title, assignment_id, lead_id, leader, deadline, deadline_text, start in rows:
         co_ids = tuple(co.get(assignment_id, ())) if assignment_id else ()
         tasks.append(PlannedTask(
-            task_id, number, section or "", title, lead_id, units.get(lead_id) if lead_id else None, co_ids,
-            tuple(units[u] for u in co_ids), leader, deadline, deadline_text or "", start,
+            task_id, number, texts.setdefault(section or "", section or "") or "", title, lead_id,
+            units.get(lead_id) if lead_id else None, co_ids, tuple(units[u] for u in co_ids),
+            texts.setdefault(leader, leader), days.setdefault(deadline, deadline),
+            texts.setdefault(deadline_text or "", deadline_text or "") or "", days.setdefault(start, start),
         ))
     return LoadedPlan(plan, tuple(tasks))
 
@@ -159,12 +163,15 @@ def _progress(session: Session, plan: Plan, as_of: date) -> tuple[dict[int, Prog
         .outerjoin(Assignment, Assignment.task_id == ProgressReport.task_id).where(*upto).subquery()
     )
     latest, done = {}, set()
+    names: dict[str, str] = {}  # each unit's name and each day held once, not once per report
+    days: dict[date, date] = {}
     for task_id, unit_name, reported_on, percent, is_done, note, lead in connection.execute(
         select(ranked.c.task_id, Unit.name, ranked.c.reported_on, ranked.c.percent, ranked.c.done, ranked.c.note,
                ranked.c.lead)
         .join(Unit, Unit.id == ranked.c.unit_id).where(ranked.c.rank == 1)
     ):
-        latest[task_id] = Progress(reported_on, unit_name, percent, is_done, note)
+        latest[task_id] = Progress(days.setdefault(reported_on, reported_on), names.setdefault(unit_name, unit_name),
+                                   percent, is_done, note)
         if lead and is_done:
             done.add(task_id)  # the lead unit's latest word: a report superseded in its cycle no longer counts
     reported = set(connection.scalars(
