@@ -64,10 +64,10 @@ class DigestContext:
     office: Office
     total: int
     counts: dict[TaskState, int]  # every state present, in the order of vocabulary.STATES
-    overdue: tuple[TaskLine, ...]
-    due_soon: tuple[TaskLine, ...]
+    overdue: tuple[TaskLine, ...]  # mail lines (context.mail_line): with their working days left
+    due_soon: tuple[TaskLine, ...]  # mail lines too
     not_reported: tuple[UnitNotReported, ...]  # units that did not report on some or all of their lead tasks
-    tasks: tuple[TaskLine, ...] = field(default=())  # every task in scope
+    tasks: tuple[TaskLine, ...] = field(default=())  # every task in scope, as status has it
     not_reported_total: int = 0  # the lists above are cut at a readable length; counts hold the totals
     summary: Summary | None = None
     trend: tuple[TrendPoint, ...] = ()  # oldest first, this cycle last
@@ -100,7 +100,7 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
     work = config.calendar.work_calendar
     by = report_by(config, cycle)
     unit_names = {unit.id: unit.name for unit in units}
-    every: list[TaskLine] = [mail_line(line, work, status.as_of) for line in status.lines]
+    every = status.lines  # the lines a digest lists are made mail lines (working days left) when chosen
     by_leader: dict[str | None, list[TaskLine]] = {}
     for line in every:
         by_leader.setdefault(line.leader, []).append(line)
@@ -111,7 +111,7 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
     all_points: tuple[TrendPoint, ...] | None = None
     for leader in leaders:
         scope: Literal["own", "all"] = "all" if leader.scope == "all" else "own"
-        lines = every if scope == "all" else by_leader.get(leader.name, [])
+        lines: Sequence[TaskLine] = every if scope == "all" else by_leader.get(leader.name, [])
         if not lines:
             continue
         attachments: tuple[Attachment, ...] = ()
@@ -141,7 +141,8 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
         some = tuple(u for u in not_reported if u not in silent)
         context = DigestContext(
             leader.name, short_title(leader.title), scope, cycle, status.as_of, by, office, len(lines), counts,
-            tuple(_most_urgent(lines, TaskState.OVERDUE)), tuple(_most_urgent(lines, TaskState.DUE_SOON)),
+            tuple(mail_line(line, work, status.as_of) for line in _most_urgent(lines, TaskState.OVERDUE)),
+            tuple(mail_line(line, work, status.as_of) for line in _most_urgent(lines, TaskState.DUE_SOON)),
             not_reported[:LIST_LIMIT], tuple(lines), len(not_reported),
             summary=summarise(lines, points[-1], status.as_of), trend=points,
             on_time_ranking=_ranking(points, unit_names, _on_time_key, _on_time_figure),
@@ -169,7 +170,7 @@ def _asked(status: PlanStatus, lines: Sequence[TaskLine]) -> dict[int, int]:
     return asked
 
 
-def _most_urgent(lines: list[TaskLine], state: TaskState) -> list[TaskLine]:
+def _most_urgent(lines: Sequence[TaskLine], state: TaskState) -> list[TaskLine]:
     return sorted((line for line in lines if line.state == state), key=lambda line: line.days_left or 0)[:LIST_LIMIT]
 
 
