@@ -6,6 +6,7 @@ Run `python -m pytest tests/test_mime.py -s -k cost` (or `python -m tests.test_m
 
 from __future__ import annotations
 
+import base64
 import email
 import re
 import timeit
@@ -576,6 +577,20 @@ def test_an_attachment_round_trips_with_its_name_and_bytes(filename: str) -> Non
     assert html is not None and html.get_content() == "<p>正文</p>\r\n"
     (part,) = list(msg.iter_attachments())
     assert part.get_filename() == filename and part.get_content_type() == XLSX
+    assert part.get_content() == data
+
+
+@pytest.mark.parametrize("size", [0, 1, 57, 57 * 1024 - 1, 57 * 1024, 57 * 1024 + 1, 57 * 2048 + 58])
+def test_a_large_attachment_is_whole_lines_across_the_encoders_blocks(size: int) -> None:
+    """The attachment is encoded a block at a time: the lines are what the standard encoder makes, 76 characters
+    each, and the file comes back whole at every block boundary."""
+    data = bytes((i * 7 + i // 251) % 256 for i in range(size))
+    raw = build_message(PLAIN_MAIL, attachments=(Attachment("ledger.xlsx", XLSX, data),),
+                        **PLAIN_ARGS)  # type: ignore[arg-type]
+    _assert_wire_form(raw)
+    body = raw.split(b"Content-Disposition: attachment;", 1)[1].split(b"\r\n\r\n", 1)[1].split(b"\r\n--", 1)[0]
+    assert body == base64.encodebytes(data).rstrip(b"\n").replace(b"\n", b"\r\n")
+    (part,) = list(parse(raw).iter_attachments())
     assert part.get_content() == data
 
 
