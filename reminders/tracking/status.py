@@ -6,10 +6,10 @@ is read per day (`load_status`), so a cycle computing reminders and digests for 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Literal, TypeVar, cast
 
 from sqlalchemy import ColumnElement, case, exists, func, select
 from sqlalchemy.orm import Session, aliased
@@ -18,6 +18,8 @@ from reminders.store.models import Assignment, CoUnit, Leader, Plan, ProgressRep
 from reminders.tracking.cycles import cycle_of
 from reminders.tracking.pace import DEFAULT_LAG_POINTS, expected_percent, is_lagging, plan_start
 from reminders.vocabulary import SETTLED, TaskState
+
+_V = TypeVar("_V", bound=Hashable | None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,17 +126,26 @@ def load_plan(session: Session, plan: Plan) -> LoadedPlan:
         .order_by(Task.position)
     )
     tasks = []
-    texts: dict[str | None, str | None] = {None: None}  # a section, leader or phrase many tasks share: held once
-    days: dict[date | None, date | None] = {None: None}
+    once = sharing()
     for task_id, number, section, title, assignment_id, lead_id, leader, deadline, deadline_text, start in rows:
         co_ids = tuple(co.get(assignment_id, ())) if assignment_id else ()
         tasks.append(PlannedTask(
-            task_id, number, texts.setdefault(section or "", section or "") or "", title, lead_id,
-            units.get(lead_id) if lead_id else None, co_ids, tuple(units[u] for u in co_ids),
-            texts.setdefault(leader, leader), days.setdefault(deadline, deadline),
-            texts.setdefault(deadline_text or "", deadline_text or "") or "", days.setdefault(start, start),
+            task_id, number, once(section or ""), title, lead_id, units.get(lead_id) if lead_id else None, co_ids,
+            tuple(units[u] for u in co_ids), once(leader), once(deadline), once(deadline_text or ""), once(start),
         ))
     return LoadedPlan(plan, tuple(tasks))
+
+
+def sharing() -> Callable[[_V], _V]:
+    """A function that gives back, for each value, the first equal value it was given: a section's title, a
+    leader's name or a day read in many rows is then held once, not once per row (at 100,000 tasks, 27 of the
+    loaded plan's 75 MB)."""
+    seen: dict[object, object] = {}
+
+    def once(value: _V) -> _V:
+        return cast("_V", seen.setdefault(value, value))
+
+    return once
 
 
 def not_superseded() -> ColumnElement[bool]:
@@ -163,15 +174,13 @@ def _progress(session: Session, plan: Plan, as_of: date) -> tuple[dict[int, Prog
         .outerjoin(Assignment, Assignment.task_id == ProgressReport.task_id).where(*upto).subquery()
     )
     latest, done = {}, set()
-    names: dict[str, str] = {}  # each unit's name and each day held once, not once per report
-    days: dict[date, date] = {}
+    once = sharing()
     for task_id, unit_name, reported_on, percent, is_done, note, lead in connection.execute(
         select(ranked.c.task_id, Unit.name, ranked.c.reported_on, ranked.c.percent, ranked.c.done, ranked.c.note,
                ranked.c.lead)
         .join(Unit, Unit.id == ranked.c.unit_id).where(ranked.c.rank == 1)
     ):
-        latest[task_id] = Progress(days.setdefault(reported_on, reported_on), names.setdefault(unit_name, unit_name),
-                                   percent, is_done, note)
+        latest[task_id] = Progress(once(reported_on), once(unit_name), percent, is_done, note)
         if lead and is_done:
             done.add(task_id)  # the lead unit's latest word: a report superseded in its cycle no longer counts
     reported = set(connection.scalars(

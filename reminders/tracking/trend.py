@@ -20,7 +20,7 @@ from reminders.config import Config
 from reminders.store.models import Assignment, ProgressReport, Task
 from reminders.tracking.cycles import report_by
 from reminders.tracking.ladder import counts_in, cycle_bounds, earlier_cycles
-from reminders.tracking.status import LoadedPlan, not_superseded
+from reminders.tracking.status import LoadedPlan, not_superseded, sharing
 
 TREND_CYCLES = 6  # the digest's and the dashboard's trend: this cycle and up to five before it, in the plan's year
 
@@ -105,15 +105,14 @@ def load_year(session: Session, config: Config, loaded: LoadedPlan, cycle: str, 
         .order_by(ProgressReport.task_id, ProgressReport.reported_on, ProgressReport.created_at, ProgressReport.id)
     )
     reports: dict[int, list[_Report]] = {}
-    months: dict[str, str] = {}
-    days: dict[date, date] = {}
+    once = sharing()
     for task_id, month, reported_on, done in rows:
-        reports.setdefault(task_id, []).append(_Report(months.setdefault(month, month),
-                                                       days.setdefault(reported_on, reported_on), bool(done)))
+        reports.setdefault(task_id, []).append(_Report(once(month), once(reported_on), bool(done)))
+    first = min((report.cycle for found in reports.values() for report in found), default=None)
     cycles = [*earlier_cycles(cycle, count - 1, loaded.plan.year), cycle]
     judged = tuple((c, day if c == cycle else cycle_bounds(c)[1], report_by(config, c)) for c in cycles)
     return YearReports(loaded, judged, {task_id: tuple(found) for task_id, found in reports.items()},
-                       min(months, default=None), {task.number: index for index, task in enumerate(loaded.tasks)})
+                       first, {task.number: index for index, task in enumerate(loaded.tasks)})
 
 
 def trend(year: YearReports, numbers: Collection[str] | None = None) -> tuple[TrendPoint, ...]:
