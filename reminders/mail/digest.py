@@ -29,6 +29,7 @@ from reminders.vocabulary import SETTLED, STATES, TaskState
 
 if TYPE_CHECKING:
     from reminders.tracking.ledger import PendingSheet
+    from reminders.workdays import WorkCalendar
 
 # The part of a leader's title a salutation keeps: 驻局纪检监察组组长 → 陈静组长 (the longest of these it ends with).
 SALUTATION_TITLES = ("副局长", "局长", "副组长", "组长", "副主任", "主任", "副书记", "书记", "副处长", "处长",
@@ -100,9 +101,8 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
     work = config.calendar.work_calendar
     by = report_by(config, cycle)
     unit_names = {unit.id: unit.name for unit in units}
-    every = status.lines  # the lines a digest lists are made mail lines (working days left) when chosen
     by_leader: dict[str | None, list[TaskLine]] = {}
-    for line in every:
+    for line in status.lines:
         by_leader.setdefault(line.leader, []).append(line)
     year = load_year(session, config, loaded, cycle, status.as_of)
     notice = bulletin(session, config, cycle, status.as_of, status, loaded)
@@ -111,7 +111,7 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
     all_points: tuple[TrendPoint, ...] | None = None
     for leader in leaders:
         scope: Literal["own", "all"] = "all" if leader.scope == "all" else "own"
-        lines: Sequence[TaskLine] = every if scope == "all" else by_leader.get(leader.name, [])
+        lines: Sequence[TaskLine] = status.lines if scope == "all" else by_leader.get(leader.name, [])
         if not lines:
             continue
         attachments: tuple[Attachment, ...] = ()
@@ -141,8 +141,8 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
         some = tuple(u for u in not_reported if u not in silent)
         context = DigestContext(
             leader.name, short_title(leader.title), scope, cycle, status.as_of, by, office, len(lines), counts,
-            tuple(mail_line(line, work, status.as_of) for line in _most_urgent(lines, TaskState.OVERDUE)),
-            tuple(mail_line(line, work, status.as_of) for line in _most_urgent(lines, TaskState.DUE_SOON)),
+            _most_urgent(lines, TaskState.OVERDUE, work, status.as_of),
+            _most_urgent(lines, TaskState.DUE_SOON, work, status.as_of),
             not_reported[:LIST_LIMIT], tuple(lines), len(not_reported),
             summary=summarise(lines, points[-1], status.as_of), trend=points,
             on_time_ranking=_ranking(points, unit_names, _on_time_key, _on_time_figure),
@@ -170,8 +170,12 @@ def _asked(status: PlanStatus, lines: Sequence[TaskLine]) -> dict[int, int]:
     return asked
 
 
-def _most_urgent(lines: Sequence[TaskLine], state: TaskState) -> list[TaskLine]:
-    return sorted((line for line in lines if line.state == state), key=lambda line: line.days_left or 0)[:LIST_LIMIT]
+def _most_urgent(lines: Sequence[TaskLine], state: TaskState, work: WorkCalendar, as_of: date
+                 ) -> tuple[TaskLine, ...]:
+    """The LIST_LIMIT lines in `state` nearest their deadline (the most overdue first), as mail lines: working days
+    are counted only for the lines a digest lists, not for every task in scope."""
+    urgent = sorted((line for line in lines if line.state == state), key=lambda line: line.days_left or 0)
+    return tuple(mail_line(line, work, as_of) for line in urgent[:LIST_LIMIT])
 
 
 def _on_time_key(figures: UnitFigures) -> float | None:

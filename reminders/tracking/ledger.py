@@ -29,15 +29,13 @@ __all__ = ["HEADERS", "SHEET", "Ledger", "LedgerRow", "PendingSheet", "RowsOfDay
            "export_ledger_xlsx", "start_ledger_xlsx"]
 
 
-def build_ledger(session: Session, config: Config, today: date, status: PlanStatus | None = None,
-                 *, lazy: bool = False) -> Ledger:
-    """The ledger on `today`; `status`, the plan's status on that day when the caller has it already. `lazy`: its
-    rows are made as they are read (RowsOfDay), for a caller that reads them once."""
+def build_ledger(session: Session, config: Config, today: date, status: PlanStatus | None = None) -> Ledger:
+    """The ledger on `today`; `status`, the plan's status on that day when the caller has it already. Its rows are
+    made as they are read (RowsOfDay): every form of the ledger reads them once."""
     plan = active_plan(session)
     if status is None or status.as_of != today:
         status = load_status(session, plan, today, config.schedule.due_soon_days, config.ladder.lag_points)
-    rows = RowsOfDay(status.lines, _ladder(session, plan, today))
-    return Ledger(plan.title, today, rows if lazy else tuple(rows))
+    return Ledger(plan.title, today, RowsOfDay(status.lines, _ladder(session, plan, today)))
 
 
 class RowsOfDay:
@@ -131,5 +129,5 @@ def start_ledger_xlsx(session: Session, config: Config, today: date, status: Pla
     """export_ledger_xlsx begun, as PendingSheet says: in a process of its own for a large plan.
 
     The session must stay open until the result is in: should the process fail, the rows are read again."""
-    return PendingSheet(lambda: build_ledger(session, config, today, status, lazy=True), len(status.lines), today,
+    return PendingSheet(lambda: build_ledger(session, config, today, status), len(status.lines), today,
                         parallel_rows)
