@@ -57,6 +57,9 @@ class Mail:
 @dataclass(frozen=True)
 class Digest:
     attach_ledger: bool = True  # leaders whose scope is 全部 get the 工作台账 XLSX attached
+    # A larger workbook is left out and the digest says so: 6 MB, base64 and all, keeps the digest under the
+    # 10 MB that Postfix (message_size_limit) and Exchange take by default, which would refuse it whole.
+    ledger_max_mb: float = 6.0
 
 
 @dataclass(frozen=True)
@@ -359,6 +362,9 @@ def _check(config: Config) -> None:
         if length < parse_duration(least) or (most is not None and length > parse_duration(most)):
             bounds = f"至少 {least} (at least {least})" if most is None else f"不能超过 {most} (at most {most})"
             raise ConfigError(path, key, bounds)
+    if not 0 < config.digest.ledger_max_mb <= 1000:
+        message = "应大于 0、不超过 1000 (MB) (expected more than 0, at most 1000)"
+        raise ConfigError(path, "digest.ledger_max_mb", message)
     if smtp.max_per_minute < 0:
         raise ConfigError(path, "smtp.max_per_minute", "不能为负数，0 表示不限 (0 means no limit)")
     if not 1 <= smtp.port <= 65535:

@@ -283,14 +283,18 @@ class RecordingServer:
         tls: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
         eight_bit: bool = True,
+        size_limit: int | None = None,
     ) -> None:
         """`tls` offers STARTTLS, or with `implicit_tls` wraps the whole connection (SMTPS); without `eight_bit`
-        the server does not announce 8BITMIME, as an old relay does."""
+        the server does not announce 8BITMIME, as an old relay does; `size_limit` announces SIZE and refuses a
+        larger message with 552, as Postfix's message_size_limit does."""
         self._handler = _Handler(username, password)
         self._sock = socket.socket()
         self._sock.bind((self.host, 0))
         self.port: int = self._sock.getsockname()[1]
         options: dict[str, Any] = {"server_hostname": "recording.test", "decode_data": not eight_bit}
+        if size_limit is not None:
+            options["data_size_limit"] = size_limit
         if username is not None:
             options |= {"authenticator": self._handler.authenticate, "auth_require_tls": False}
         if tls is not None:

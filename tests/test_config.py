@@ -99,6 +99,9 @@ def test_it_anchors_relative_sqlite_paths_at_the_config_folder(tmp_path: Path) -
         ("[office]\nemail = \"ducha@[\"\n", "office.email", "not an email address"),  # the email parser raised
         ("[mail]\nmessage_id_domain = \"bureau.example>\"\n", "mail.message_id_domain", "domain"),
         ("[mail]\nlanguage = \"fr\"\n", "mail.language", "zh_CN / en"),
+        ("[digest]\nledger_max_mb = 0\n", "digest.ledger_max_mb", "more than 0"),
+        ("[digest]\nledger_max_mb = nan\n", "digest.ledger_max_mb", "more than 0"),
+        ("[digest]\nledger_max_mb = \"6MB\"\n", "digest.ledger_max_mb", "wrong type"),
         ("[smtp]\nsender_name = \"督查室\u2028Bcc: x@evil.example\"\n", "smtp.sender_name", "line break"),
         ("[delivery]\ntransport = \"smtp\"\n[office]\nemail = \"ducha@example.org\"\n", "smtp.sender",
          "transport = \"smtp\""),

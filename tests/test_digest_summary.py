@@ -4,6 +4,7 @@ dashboard's home shows the same summary."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -149,6 +150,44 @@ def test_no_ledger_is_attached_when_attach_ledger_is_off(loaded: Cli, smtp: Reco
     assert len(sent) == 4 and all(not list(mail.iter_attachments()) for mail in sent.values())
     assert sent[WANG].get_content_type() == "multipart/alternative"
     assert "附件" not in bodies(sent[WANG])[0]
+
+
+RELAY_LIMIT = 25_000  # bytes: the 全部 digest of the seed plan is about 18 kB, and 30 kB with its ledger attached
+
+
+def _to_a_relay_with_a_size_limit(loaded: Cli, relay: RecordingServer, settings: str) -> dict[str, EmailMessage]:
+    text = loaded.config.read_text(encoding="utf-8")
+    loaded.config.write_text(re.sub(r"(?m)^port = \d+$", f"port = {relay.port}", text) + settings, encoding="utf-8")
+    result = loaded("send", "--cycle", "2021-06", "--kind", "digests", ok=False)
+    assert "Traceback" not in result.output
+    return digests(relay)
+
+
+def test_a_relay_refuses_a_digest_whose_ledger_makes_it_too_large(loaded: Cli) -> None:
+    """The fault `[digest] ledger_max_mb` prevents: a relay refuses an oversized message whole (552), so the leader
+    who sees every task gets no digest at all, while the others get theirs."""
+    with RecordingServer(size_limit=RELAY_LIMIT) as relay:
+        sent = _to_a_relay_with_a_size_limit(loaded, relay, "\n[digest]\nledger_max_mb = 1\n")
+        assert WANG not in sent and len(sent) == 3
+        (record,) = [r for r in json.loads(loaded("outbox", "--format", "json").output)
+                     if r["kind"] == "digest" and WANG in r["addresses"]]
+        assert record["state"] == "failed" and "552" in record["last_error"]
+
+
+def test_a_ledger_over_the_limit_is_left_out_and_the_digest_says_so(
+        loaded: Cli, caplog: pytest.LogCaptureFixture) -> None:
+    with RecordingServer(size_limit=RELAY_LIMIT) as relay:
+        sent = _to_a_relay_with_a_size_limit(loaded, relay, "\n[digest]\nledger_max_mb = 0.005\n")
+    assert len(sent) == 4 and all(not list(mail.iter_attachments()) for mail in sent.values())
+    text, html = bodies(sent[WANG])
+    said = ("工作台账（工作台账-2021-06.xlsx，{} KB）超过邮件附件上限 0.005 MB，本邮件未附送；"
+            "可由督查室在督办工作台“导出 XLSX”后提供。")
+    size = re.search(r"工作台账-2021-06\.xlsx，([\d.]+) KB", text)
+    assert size and 5.12 < float(size[1]) < 100  # over the 5.12 kB limit: the seed plan's workbook is about 9 kB
+    assert said.format(size[1]) in text and said.format(size[1]) in html
+    assert "附件：" not in text
+    assert all("工作台账" not in bodies(mail)[0] for address, mail in sent.items() if address != WANG)
+    assert any("ledger_max_mb" in record.getMessage() for record in caplog.records)
 
 
 def test_it_says_how_many_have_reported_so_far_before_the_report_day(loaded: Cli, smtp: RecordingServer) -> None:

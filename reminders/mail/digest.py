@@ -8,6 +8,7 @@ What is the same for every leader is worked out once per cycle: the year's repor
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -36,12 +37,25 @@ SALUTATION_TITLES = ("副局长", "局长", "副组长", "组长", "副主任", 
                      "部长", "主席")
 LIST_LIMIT = 100  # a digest names at most this many overdue tasks, due-soon tasks and silent units; counts are whole
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MB = 1 << 20  # a megabyte as file managers and `[digest] ledger_max_mb` count it
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class UnitNotReported:
     name: str
     tasks: tuple[str, ...]  # task numbers it owns in the digest's scope
+
+
+@dataclass(frozen=True)
+class LedgerLeftOut:
+    """The 工作台账 a digest does not attach because its file is larger than `[digest] ledger_max_mb`: a relay
+    refuses a message over its size limit whole, and the leader would get no digest at all."""
+
+    filename: str
+    size: str  # "13.2 MB", "8.5 KB"
+    limit: str  # "6 MB"
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,7 @@ class DigestContext:
     reported_some: tuple[UnitNotReported, ...] = ()  # some reported; the numbers are those still missing
     bulletin: Bulletin | None = None  # the cycle's 通报 (批评 / 表扬)
     attachment: str | None = None  # the attached ledger's file name
+    ledger_left_out: LedgerLeftOut | None = None  # the ledger that was too large to attach
 
 
 def start_ledger(session: Session, config: Config, status: PlanStatus,
@@ -107,7 +122,7 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
     year = load_year(session, config, loaded, cycle, status.as_of)
     notice = bulletin(session, config, cycle, status.as_of, status, loaded)
     shown_notice = notice if notice.criticised or notice.praised else None
-    ledger: Attachment | None = None
+    ledger: Attachment | LedgerLeftOut | None = None
     all_points: tuple[TrendPoint, ...] | None = None
     for leader in leaders:
         scope: Literal["own", "all"] = "all" if leader.scope == "all" else "own"
@@ -120,8 +135,8 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
                 if pending is None or pending.as_of != status.as_of:
                     pending = start_ledger(session, config, status, leaders)
                     assert pending is not None
-                ledger = Attachment(f"工作台账-{cycle}.xlsx", XLSX, pending.result())
-            attachments = (ledger,)
+                ledger = _ledger_or_note(config, f"工作台账-{cycle}.xlsx", pending.result())
+            attachments = (ledger,) if isinstance(ledger, Attachment) else ()
         if scope == "all":
             if all_points is None:  # the same for every leader of 全部
                 all_points = since_first_report(year, trend(year))
@@ -149,9 +164,21 @@ def digest_drafts(session: Session, config: Config, status: PlanStatus, loaded: 
             overdue_ranking=_ranking(points, unit_names, _overdue_key, lambda f: str(f.overdue)),
             reported_nothing=nothing[:LIST_LIMIT], reported_some=some[:LIST_LIMIT], bulletin=shown_notice,
             attachment=attachments[0].filename if attachments else None,
+            ledger_left_out=ledger if scope == "all" and isinstance(ledger, LedgerLeftOut) else None,
         )
         yield Draft("digest", cycle, f"leader:{leader.id}", leader.name, tuple(leader.addresses), context,
                     steps=notice.steps, attachments=attachments)
+
+
+def _ledger_or_note(config: Config, filename: str, workbook: bytes) -> Attachment | LedgerLeftOut:
+    limit = config.digest.ledger_max_mb
+    if len(workbook) <= limit * MB:
+        return Attachment(filename, XLSX, workbook)
+    size = f"{len(workbook) / MB:.1f} MB" if len(workbook) >= MB else f"{len(workbook) / 1024:.1f} KB"
+    left_out = LedgerLeftOut(filename, size, f"{limit:g} MB")
+    log.warning("工作台账 %s 为 %s，超过 [digest] ledger_max_mb = %g，未附于督办汇总 (the ledger is larger than the "
+                "limit and is not attached; the digest says so)", filename, size, limit)
+    return left_out
 
 
 def short_title(title: str) -> str:
