@@ -31,7 +31,7 @@ from reminders.config import Config
 from reminders.delivery import dispatch
 from reminders.mail.compose import KINDS, build_drafts
 from reminders.store import db
-from reminders.store.models import OutboxMessage, ProgressReport, Task, Unit
+from reminders.store.models import OutboxBody, OutboxMessage, ProgressReport, Task, Unit
 from reminders.store.plans import active_plan
 
 QUERIES = [0]
@@ -82,8 +82,8 @@ def _fresh_outbox(engine: Engine) -> None:
 def _sizes(engine: Engine) -> Result:
     with engine.connect() as connection:
         total, largest = connection.execute(
-            select(func.coalesce(func.sum(func.length(OutboxMessage.data)), 0),
-                   func.coalesce(func.max(func.length(OutboxMessage.data)), 0))).one()
+            select(func.coalesce(func.sum(OutboxMessage.size), 0),
+                   func.coalesce(func.max(OutboxMessage.size), 0))).one()
     return {"bytes": int(total), "max_bytes": int(largest)}
 
 
@@ -130,7 +130,7 @@ def limit(config: Config) -> Result:
     engine = db.make_engine(config.database_url)
     with engine.connect() as connection:
         rows = [(tuple(a for a in addresses.split(";") if a), data) for addresses, data in connection.execute(
-            select(OutboxMessage.addresses, OutboxMessage.data).order_by(OutboxMessage.id))]
+            select(OutboxMessage.addresses, OutboxBody.data).join(OutboxBody).order_by(OutboxMessage.id))]
     smtp = config.smtp
     start = time.perf_counter()
     senders.bare_aiosmtplib(smtp.host, smtp.port, smtp.sender, rows, smtp.connections)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 
 from reminders import daemon
 from reminders.delivery import dispatch
@@ -43,7 +44,8 @@ def _set_unit_address(env: Env, name: str, address: str) -> None:
 
 def _rows(env: Env) -> list[OutboxMessage]:
     with session_scope(env.engine) as session:
-        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)
+                                    .options(selectinload(OutboxMessage.body))))
 
 
 def test_it_fails_one_look_alike_address_and_sends_the_rest_of_the_month(
@@ -61,7 +63,7 @@ def test_it_fails_one_look_alike_address_and_sends_the_rest_of_the_month(
     assert LOOK_ALIKE not in {address for m in smtp.messages for address in m.recipients}
     rows = {row.recipient_name: row for row in _rows(env)}
     bad = rows["王建国"]
-    assert (bad.state, bad.data, bad.attempts) == ("failed", b"", 0)
+    assert (bad.state, bad.body, bad.size, bad.attempts) == ("failed", None, 0, 0)
     assert bad.last_error == failed_line.split(": ", 1)[1]
     assert sorted(row.state for row in _rows(env)) == ["failed"] + ["sent"] * 11
 
@@ -171,7 +173,7 @@ def test_it_keeps_the_report_when_its_receipt_cannot_be_built(env: Env) -> None:
         notes = list(session.scalars(select(ProgressReport.note).where(ProgressReport.id.in_(ids))))
     assert notes == ["平台已上线"]
     [receipt] = _rows(env)
-    assert (receipt.kind, receipt.state, receipt.data) == ("receipt", "failed", b"")
+    assert (receipt.kind, receipt.state, receipt.body, receipt.size) == ("receipt", "failed", None, 0)
     assert receipt.last_error is not None and receipt.last_error.startswith(BUILD_FAILED)
     result = dispatch.deliver_pending(env.engine, env.config, "2021-06", ("receipt",))
     assert (result.sent, result.failed) == ([], [])  # a message without bytes is never claimed

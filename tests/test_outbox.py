@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from reminders.delivery import outbox
 from reminders.delivery.smtp import Envelope, Outcome
 from reminders.store import db
-from reminders.store.models import OutboxMessage
+from reminders.store.models import OutboxBody, OutboxMessage
 
 CLAIMED_AT = datetime(2021, 6, 20, 1, 0, tzinfo=UTC)
 ELSEWHERE = "elsewhere.example:4242:123456"  # a sender on another machine: its liveness cannot be checked from here
@@ -28,7 +28,8 @@ def engine_with(db_url: str, *states: tuple[str, str | None], claimed_at: dateti
         for number, (state, claimed_by) in enumerate(states, start=1):
             session.add(OutboxMessage(
                 kind="reminder", cycle="2021-06", recipient_key=f"unit:{number}", recipient_name=f"单位{number}",
-                addresses=f"u{number}@example.org", subject="s", message_id=f"<m{number}@example.org>", data=b"x",
+                addresses=f"u{number}@example.org", subject="s", message_id=f"<m{number}@example.org>", size=1,
+                body=OutboxBody(data=b"x"),
                 state=state, attempts=1 if claimed_by else 0, created_at=datetime.now(UTC),
                 claimed_at=(claimed_at or datetime.now(UTC)) if claimed_by else None, claimed_by=claimed_by,
             ))

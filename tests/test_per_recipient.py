@@ -23,7 +23,7 @@ from reminders.delivery import dispatch, outbox
 from reminders.delivery.smtp import Outcome
 from reminders.store import db
 from reminders.store.db import session_scope
-from reminders.store.models import OutboxMessage
+from reminders.store.models import OutboxBody, OutboxMessage
 from reminders.tracking.reporting import Answer, submit
 from tests.conftest import Cli
 from tests.smtpserver import RecordingServer, free_port
@@ -168,8 +168,8 @@ def one_message(db_url: str) -> Engine:
     with Session(engine) as session, session.begin():
         session.add(OutboxMessage(
             kind="reminder", cycle="2021-06", recipient_key="unit:5", recipient_name="政策法规处",
-            addresses=f"{MAIN};{BACKUP}", subject="s", message_id="<m5@example.org>", data=b"x", state="pending",
-            attempts=0, created_at=T0))
+            addresses=f"{MAIN};{BACKUP}", subject="s", message_id="<m5@example.org>", size=1,
+            body=OutboxBody(data=b"x"), state="pending", attempts=0, created_at=T0))
     return engine
 
 

@@ -227,7 +227,7 @@ def test_a_units_submissions_within_the_window_make_one_receipt_listing_every_ch
         [again] = receipts(site)  # the same receipt, rebuilt
         assert (again.id, again.recipient_key, again.next_attempt_at) == (first.id, first.recipient_key,
                                                                          first.next_attempt_at)
-        text = text_of(again.data)
+        text = text_of(again.body.data)
         assert "第一次报送：检查3次" in text and "更正：检查4次" in text and text.count("指导宗教团体换届2个") == 2
         assert "（已被下方更正）\n  状态：" in text and text.index("第一次报送") < text.index("更正：检查4次")
         assert "2 项重点工作任务" in text
@@ -244,7 +244,7 @@ def test_a_units_submissions_within_the_window_make_one_receipt_listing_every_ch
         assert site.client.post(site.link(UNIT), data=lead_answers("发送后又报送")).status_code == 200
         sent, new = receipts(site)  # after it was sent, the next submission starts a new receipt
         assert (sent.state, new.state) == ("sent", "pending")
-        assert "发送后又报送" in text_of(new.data) and "更正：检查4次" not in text_of(new.data)
+        assert "发送后又报送" in text_of(new.body.data) and "更正：检查4次" not in text_of(new.body.data)
         other = site.client.post(site.link("信息中心"), data=answer("13", "平台已上线", percent="60"))
         assert other.status_code == 200 and len(receipts(site)) == 3  # another unit's receipt is its own
 
@@ -261,9 +261,9 @@ def test_a_receipt_a_sender_has_claimed_is_not_changed_under_it(
         [claimed] = outbox.claim(site.engine, None, ["receipt"], "ducha@example.org")  # being sent right now
         assert site.client.post(site.link(UNIT), data=lead_answers("第二次")).status_code == 200
         first, second = receipts(site)
-        assert first.id == claimed.envelope.key and first.data == claimed.envelope.data
+        assert first.id == claimed.envelope.key and first.body.data == claimed.envelope.data
         assert (first.state, second.state) == ("sending", "pending")
-        assert "第一次" not in text_of(second.data) and "第二次" in text_of(second.data)
+        assert "第一次" not in text_of(second.body.data) and "第二次" in text_of(second.body.data)
 
 
 def test_the_retry_job_of_serve_sends_receipts_only(loaded: Cli, smtp: RecordingServer,
@@ -357,6 +357,6 @@ def test_a_flood_from_one_link_records_six_submissions_and_one_receipt(loaded: C
         times = set(session.scalars(select(ProgressReport.created_at).where(ProgressReport.source == "web")))
         rows = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "receipt")).all()
         assert len(times) == 6 and len(rows) == 1 and rows[0].state == "pending"  # due in 10 minutes
-        assert sum(f"第{n}次" in text_of(rows[0].data) for n in range(30)) == 6
+        assert sum(f"第{n}次" in text_of(rows[0].body.data) for n in range(30)) == 6
     engine.dispose()
     assert smtp.messages == []

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import selectinload
 from starlette.testclient import TestClient
 
 from reminders.config import Config, load
@@ -59,7 +60,8 @@ class Site:
 
     def outbox(self, kind: str) -> list[OutboxMessage]:
         with session_scope(self.engine) as session:
-            return list(session.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind)))
+            return list(session.scalars(select(OutboxMessage).where(OutboxMessage.kind == kind)
+                                        .options(selectinload(OutboxMessage.body))))
 
     def csrf(self, path: str) -> str:
         page = self.client.get(path)

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -36,7 +36,7 @@ from reminders.mail.compose import BUILT, build_drafts, iter_drafts
 from reminders.mail.message import OutgoingMessage, renderer_for
 from reminders.mail.receipts import first_report, receipt_draft, receipt_prefix, window_reports
 from reminders.store.db import masked, session_scope, wait_for_writers
-from reminders.store.models import OutboxMessage
+from reminders.store.models import OutboxBody, OutboxMessage
 from reminders.tracking.cycles import day_in_cycle
 from reminders.vocabulary import Kind, shown_time
 
@@ -135,7 +135,7 @@ def _open_receipts(session: Session, cycle: str, prefix: str) -> list[tuple[int,
     """The unit's receipts of the cycle still pending with nothing of them sent (at most one, but whatever)."""
     rows = session.execute(select(OutboxMessage.id, OutboxMessage.recipient_key).where(
         OutboxMessage.kind == "receipt", OutboxMessage.cycle == cycle, OutboxMessage.state == "pending",
-        OutboxMessage.sent_at.is_(None), func.length(OutboxMessage.data) > 0,
+        OutboxMessage.sent_at.is_(None), OutboxMessage.size > 0,
         OutboxMessage.recipient_key.startswith(prefix, autoescape=True)).order_by(OutboxMessage.id.desc()))
     return [(row_id, key) for row_id, key in rows]
 
@@ -145,13 +145,18 @@ def _replace_pending(session: Session, row_id: int, message: OutgoingMessage | o
     claimed it meanwhile keeps it (the conditional UPDATE touches nothing), and the caller starts a new one."""
     values: dict[str, object] = {"recipient_name": message.recipient_name, "addresses": ";".join(message.addresses)}
     if isinstance(message, OutgoingMessage):
-        values |= {"subject": message.subject, "data": message.data, "message_id": message.message_id}
+        values |= {"subject": message.subject, "size": len(message.data), "message_id": message.message_id}
     else:  # the whole window's receipt cannot be built: recorded as failed, as a first one would be
-        values |= {"subject": "", "data": b"", "state": "failed", "last_error": message.error}
+        values |= {"subject": "", "size": 0, "state": "failed", "last_error": message.error}
     result = session.execute(update(OutboxMessage).where(
         OutboxMessage.id == row_id, OutboxMessage.state == "pending", OutboxMessage.sent_at.is_(None))
         .values(**values))
-    return bool(cast("CursorResult[Any]", result).rowcount)
+    if not cast("CursorResult[Any]", result).rowcount:
+        return False
+    session.execute(delete(OutboxBody).where(OutboxBody.outbox_id == row_id))
+    if isinstance(message, OutgoingMessage):
+        session.execute(insert(OutboxBody).values(outbox_id=row_id, data=message.data))
+    return True
 
 
 def send_chase_now(engine: Engine, config: Config, cycle: str, today: date) -> SendResult:

@@ -26,7 +26,7 @@ from reminders.delivery import addressed
 from reminders.delivery.smtp import Envelope, Outcome
 from reminders.errors import ReminderError
 from reminders.mail.message import OutgoingMessage
-from reminders.store.models import OutboxMessage
+from reminders.store.models import OutboxBody, OutboxMessage
 from reminders.tracking.steps import record_carried
 from reminders.vocabulary import Kind
 
@@ -113,7 +113,7 @@ def forget_unbuilt(session: Session, cycle: str, kinds: Sequence[str]) -> int:
     """Delete the cycle's requeued messages that were never built, so that they are built again; returns how many."""
     result = session.execute(
         delete(OutboxMessage).where(OutboxMessage.cycle == cycle, OutboxMessage.kind.in_(kinds),
-                                    OutboxMessage.state == "pending", func.length(OutboxMessage.data) == 0))
+                                    OutboxMessage.state == "pending", OutboxMessage.size == 0))
     return cast("CursorResult[Any]", result).rowcount
 
 
@@ -121,14 +121,18 @@ def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chun
            due_after: timedelta | None = None) -> int:
     """Insert messages not recorded yet (a concurrent sender may have recorded some); returns how many were new.
 
-    Messages are written `chunk` at a time, so a large cycle holds only one chunk of rendered mail in memory.
-    `due_after`: the messages wait that long before a sender that keeps to due times (the retry job) sends them.
+    Messages are written `chunk` at a time, so a large cycle holds only one chunk of rendered mail in memory; each
+    message's bytes go into outbox_bodies beside its row (models.OutboxBody). `due_after`: the messages wait that
+    long before a sender that keeps to due times (the retry job) sends them.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        statement: Any = postgresql.insert(OutboxMessage).on_conflict_do_nothing()
-    else:
-        statement = sqlite.insert(OutboxMessage).on_conflict_do_nothing()
-    statement = statement.returning(OutboxMessage.id)
+    dialect: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(OutboxMessage).on_conflict_do_nothing().returning(OutboxMessage.id,
+                                                                               OutboxMessage.message_id)
+    # A body left by rows deleted without SQLite's foreign keys on (a plain `sqlite3` shell) is replaced: SQLite
+    # gives a deleted row's id to the next one.
+    new_bodies = dialect.insert(OutboxBody)
+    new_bodies = new_bodies.on_conflict_do_update(index_elements=[OutboxBody.outbox_id],
+                                                  set_={"data": new_bodies.excluded.data})
     now = datetime.now(UTC)
     added = 0
     for batch in batched(messages, chunk):
@@ -136,11 +140,16 @@ def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chun
             "kind": m.kind, "cycle": m.cycle, "recipient_key": m.recipient_key, "recipient_name": m.recipient_name,
             "addresses": ";".join(m.addresses), "message_id": m.message_id, "attempts": 0, "created_at": now,
             "next_attempt_at": now + due_after if due_after else None,
-            **({"subject": m.subject, "data": m.data, "state": "pending", "last_error": None}
-               if isinstance(m, OutgoingMessage) else {"subject": "", "data": b"", "state": "failed",
+            **({"subject": m.subject, "size": len(m.data), "state": "pending", "last_error": None}
+               if isinstance(m, OutgoingMessage) else {"subject": "", "size": 0, "state": "failed",
                                                         "last_error": m.error}),
         } for m in batch]
-        added += len(session.execute(statement, rows).all())
+        new = {message_id: key for key, message_id in session.execute(statement, rows)}
+        added += len(new)
+        bodies = [{"outbox_id": new[m.message_id], "data": m.data} for m in batch
+                  if isinstance(m, OutgoingMessage) and m.message_id in new]
+        if bodies:
+            session.execute(new_bodies, bodies)
         # The ladder steps the messages take: recorded in the same transaction as the messages.
         record_carried(session, ((step, m.message_id) for m in batch if isinstance(m, OutgoingMessage)
                                  for step in m.steps))
@@ -156,7 +165,7 @@ def _ways_claimable(cycle: str | None, kinds: Sequence[str] | None, now: datetim
     elsewhere = or_(OutboxMessage.claimed_by.is_(None),
                     ~OutboxMessage.claimed_by.startswith(f"{socket.gethostname()}:", autoescape=True))
     stale = and_(OutboxMessage.state == "sending", OutboxMessage.claimed_at < now - LEASE, elsewhere)
-    conditions = [func.length(OutboxMessage.data) > 0]
+    conditions = [OutboxMessage.size > 0]
     if cycle is not None:
         conditions.append(OutboxMessage.cycle == cycle)
     if kinds is not None:
@@ -214,15 +223,19 @@ def claim(engine: Engine, cycle: str | None, kinds: Sequence[str] | None, sender
             .where(chosen)
             .values(state="sending", claimed_at=now, claimed_by=owner(), attempts=OutboxMessage.attempts + 1)
             .returning(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.cycle, OutboxMessage.recipient_name,
-                       OutboxMessage.addresses, OutboxMessage.data, OutboxMessage.message_id, OutboxMessage.attempts,
+                       OutboxMessage.addresses, OutboxMessage.message_id, OutboxMessage.attempts,
                        OutboxMessage.deliveries, OutboxMessage.first_failed_at)
         ).all()
+        bodies: dict[int, bytes] = {}
+        if rows:
+            bodies = {key: data for key, data in connection.execute(
+                select(OutboxBody.outbox_id, OutboxBody.data).where(OutboxBody.outbox_id.in_([r[0] for r in rows])))}
     claimed = []
-    for key, kind, row_cycle, name, addresses, data, message_id, attempts, deliveries, first_failed_at in rows:
+    for key, kind, row_cycle, name, addresses, message_id, attempts, deliveries, first_failed_at in rows:
         fates = addressed.parse(deliveries)
         recipients = addressed.remaining([a for a in addresses.split(";") if a], fates)
-        claimed.append(Claimed(Envelope(key, sender, recipients, data, message_id), kind, row_cycle, name, attempts,
-                               fates, _utc(first_failed_at)))
+        claimed.append(Claimed(Envelope(key, sender, recipients, bodies[key], message_id), kind, row_cycle, name,
+                               attempts, fates, _utc(first_failed_at)))
     return sorted(claimed, key=lambda c: c.envelope.key)
 
 
@@ -388,7 +401,7 @@ def requeue(session: Session, ids: Sequence[int] | None) -> list[int]:
 
 def _unbuilt_receipt(row: OutboxMessage) -> bool:
     """A receipt is built when a unit submits, never by a cycle's send: one that failed to build cannot be rebuilt."""
-    return row.kind == "receipt" and not row.data
+    return row.kind == "receipt" and not row.size
 
 
 def as_json(row: OutboxMessage) -> dict[str, object]:

@@ -216,7 +216,7 @@ class OutboxMessage(Base):
     addresses: Mapped[str] = mapped_column(Text)
     subject: Mapped[str] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(String(250), unique=True)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # its bytes; 0: not built (Unbuilt)
     state: Mapped[str] = mapped_column(String(10), default="pending", index=True)  # pending|sending|sent|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -228,4 +228,16 @@ class OutboxMessage(Base):
     deliveries: Mapped[str] = mapped_column(Text, default="", server_default="")
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the daemon's retry waits
     first_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # give_up_after counts from
+    body: Mapped[OutboxBody | None] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+class OutboxBody(Base):
+    """A recorded message's bytes, in a table of their own: SQLite writes a row whole on every UPDATE, so with the
+    bytes in the outbox row each claim and settle wrote the message again (a full-size cycle's 17,038 messages
+    claimed and settled eight at a time: 6.2 s, against 0.3 s with the bytes apart). PostgreSQL keeps large values
+    apart by itself (TOAST)."""
+
+    __tablename__ = "outbox_bodies"
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
