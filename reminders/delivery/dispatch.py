@@ -15,7 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -153,9 +153,10 @@ def _replace_pending(session: Session, row_id: int, message: OutgoingMessage | o
         .values(**values))
     if not cast("CursorResult[Any]", result).rowcount:
         return False
-    session.execute(delete(OutboxBody).where(OutboxBody.outbox_id == row_id))
     if isinstance(message, OutgoingMessage):
-        session.execute(insert(OutboxBody).values(outbox_id=row_id, data=message.data))
+        outbox.put_bodies(session, [(row_id, message.data)])
+    else:
+        session.execute(delete(OutboxBody).where(OutboxBody.outbox_id == row_id))
     return True
 
 

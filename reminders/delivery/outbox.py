@@ -125,14 +125,8 @@ def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chun
     message's bytes go into outbox_bodies beside its row (models.OutboxBody). `due_after`: the messages wait that
     long before a sender that keeps to due times (the retry job) sends them.
     """
-    dialect: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(OutboxMessage).on_conflict_do_nothing().returning(OutboxMessage.id,
-                                                                               OutboxMessage.message_id)
-    # A body left by rows deleted without SQLite's foreign keys on (a plain `sqlite3` shell) is replaced: SQLite
-    # gives a deleted row's id to the next one.
-    new_bodies = dialect.insert(OutboxBody)
-    new_bodies = new_bodies.on_conflict_do_update(index_elements=[OutboxBody.outbox_id],
-                                                  set_={"data": new_bodies.excluded.data})
+    statement = _dialect(session).insert(OutboxMessage).on_conflict_do_nothing().returning(
+        OutboxMessage.id, OutboxMessage.message_id)
     now = datetime.now(UTC)
     added = 0
     for batch in batched(messages, chunk):
@@ -146,14 +140,29 @@ def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chun
         } for m in batch]
         new = {message_id: key for key, message_id in session.execute(statement, rows)}
         added += len(new)
-        bodies = [{"outbox_id": new[m.message_id], "data": m.data} for m in batch
-                  if isinstance(m, OutgoingMessage) and m.message_id in new]
-        if bodies:
-            session.execute(new_bodies, bodies)
+        put_bodies(session, [(new[m.message_id], m.data) for m in batch
+                             if isinstance(m, OutgoingMessage) and m.message_id in new])
         # The ladder steps the messages take: recorded in the same transaction as the messages.
         record_carried(session, ((step, m.message_id) for m in batch if isinstance(m, OutgoingMessage)
                                  for step in m.steps))
     return added
+
+
+def put_bodies(session: Session, bodies: Sequence[tuple[int, bytes]]) -> None:
+    """Each (outbox id, bytes) into outbox_bodies, in place of any body the id has: a rebuilt receipt's, or one left by
+    rows deleted with SQLite's foreign keys off (a plain `sqlite3` shell), since SQLite gives a deleted row's id to
+    the next one."""
+    if not bodies:
+        return
+    statement = _dialect(session).insert(OutboxBody)
+    statement = statement.on_conflict_do_update(index_elements=[OutboxBody.outbox_id],
+                                                set_={"data": statement.excluded.data})
+    session.execute(statement, [{"outbox_id": key, "data": data} for key, data in bodies])
+
+
+def _dialect(session: Session) -> Any:
+    """The dialect module whose insert() has on_conflict_do_nothing / _do_update for this session's database."""
+    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
 
 
 def _ways_claimable(cycle: str | None, kinds: Sequence[str] | None, now: datetime, due: bool = False
