@@ -18,7 +18,6 @@ from itertools import islice
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Engine, Select, and_, delete, func, or_, select, union_all, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -26,6 +25,7 @@ from reminders.delivery import addressed
 from reminders.delivery.smtp import Envelope, Outcome
 from reminders.errors import ReminderError
 from reminders.mail.message import OutgoingMessage
+from reminders.store.bulk import dialect_insert
 from reminders.store.models import OutboxBody, OutboxMessage
 from reminders.tracking.steps import record_carried
 from reminders.vocabulary import Kind
@@ -125,7 +125,7 @@ def record(session: Session, messages: Iterable[OutgoingMessage | Unbuilt], chun
     message's bytes go into outbox_bodies beside its row (models.OutboxBody). `due_after`: the messages wait that
     long before a sender that keeps to due times (the retry job) sends them.
     """
-    statement = _dialect(session).insert(OutboxMessage).on_conflict_do_nothing().returning(
+    statement = dialect_insert(session, OutboxMessage).on_conflict_do_nothing().returning(
         OutboxMessage.id, OutboxMessage.message_id)
     now = datetime.now(UTC)
     added = 0
@@ -154,15 +154,10 @@ def put_bodies(session: Session, bodies: Sequence[tuple[int, bytes]]) -> None:
     the next one."""
     if not bodies:
         return
-    statement = _dialect(session).insert(OutboxBody)
+    statement = dialect_insert(session, OutboxBody)
     statement = statement.on_conflict_do_update(index_elements=[OutboxBody.outbox_id],
                                                 set_={"data": statement.excluded.data})
     session.execute(statement, [{"outbox_id": key, "data": data} for key, data in bodies])
-
-
-def _dialect(session: Session) -> Any:
-    """The dialect module whose insert() has on_conflict_do_nothing / _do_update for this session's database."""
-    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
 
 
 def _ways_claimable(cycle: str | None, kinds: Sequence[str] | None, now: datetime, due: bool = False

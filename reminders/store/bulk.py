@@ -14,6 +14,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Row, delete, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 CHUNK = 1000
@@ -25,6 +26,12 @@ def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+def dialect_insert(session: Session, model: type[Any]) -> Any:
+    """An INSERT into `model` in the session's database's own dialect (PostgreSQL's or SQLite's), which has
+    on_conflict_do_nothing and on_conflict_do_update."""
+    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(model)
 
 
 def insert_rows(session: Session, model: type[Any], rows: Sequence[Values]) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from reminders.store.bulk import dialect_insert
 from reminders.store.models import LadderStep
 
 
@@ -43,6 +42,5 @@ def record_carried(session: Session, carried: Iterable[tuple[Step, str | None]])
              "message_id": message_id, "created_at": now} for step, message_id in carried]
     if not rows:
         return 0
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement: Any = dialect.insert(LadderStep).on_conflict_do_nothing().returning(LadderStep.id)
+    statement = dialect_insert(session, LadderStep).on_conflict_do_nothing().returning(LadderStep.id)
     return len(session.execute(statement, rows).all())
