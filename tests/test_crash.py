@@ -1,16 +1,19 @@
 """`kill -9` the sender at random moments of a cycle, start it again, and count what the SMTP server received.
 
 Each trial starts `reminders send --cycle 2021-06` (49 messages: 40 reminders, 5 督办通知 with a Cc, 4 digests) as a
-real process against a real aiosmtpd server that answers DATA a little late (after keeping the message, so a kill
-then cuts a transaction the server has already accepted), SIGKILLs it after a random delay, reaps it, and runs the
-same send to completion. The delays are stratified over a calibrated run's length (start-up, building and recording,
-sending, after), drawn from a seeded random.Random. The guarantee: every message arrives, at least once and at most
-twice; a message arrives twice only if the killed sender held it in an SMTP transaction (its row was 'sending',
-claimed by that process), so at most one message per connection, and both copies carry the same Message-ID; the
-outbox ends with every row sent. It is checked with the default `[smtp] connections = 2` (SQLite and PostgreSQL) and
-with one connection (SQLite). Each test writes its figures (trials, messages, lost, duplicated, where the kills
-landed) to a JSON file under its tmp_path and prints them (`pytest -s`). The same trials run the day's 临期提醒
-(`send --kind headsups --as-of 2021-06-24`), which must also record each ladder step exactly once.
+real process against a real aiosmtpd server that answers DATA a little late (after keeping the message, so a
+kill then cuts a transaction the server has already accepted), SIGKILLs it at a random moment, reaps it, and
+runs the same send to completion. Two thirds of the kills come after delays stratified over a calibrated run's
+length (start-up, building and recording, sending, after); a third come as soon as the server has kept a
+stratified number of the messages, so that some kills cut the sending however small a share of the run it is and
+however the run's speed differs from the calibration's. Both are drawn from a seeded random.Random. The
+guarantee: every message arrives, at least once and at most twice; a message arrives twice only if the killed
+sender held it in an SMTP transaction (its row was 'sending', claimed by that process), so at most one message
+per connection, and both copies carry the same Message-ID; the outbox ends with every row sent. It is checked
+with the default `[smtp] connections = 2` (SQLite and PostgreSQL) and with one connection (SQLite). Each test
+writes its figures (trials, messages, lost, duplicated, where the kills landed) to a JSON file under its
+tmp_path and prints them (`pytest -s`). The same trials run the day's 临期提醒 (`send --kind headsups --as-of
+2021-06-24`), which must also record each ladder step exactly once.
 """
 
 from __future__ import annotations
@@ -107,6 +110,32 @@ def _calibrate(database: str, template: str, folder: Path, smtp_lines: str, run:
     return elapsed
 
 
+@dataclass(frozen=True)
+class Kill:
+    """When a trial's sender is killed: `delay` seconds after it started or, when `after_kept` is set, as soon as the
+    server has kept that many messages (while it holds back its reply to the last of them)."""
+
+    delay: float = 0.0
+    after_kept: int = 0
+
+    def __str__(self) -> str:
+        return f"kill after {self.after_kept} kept" if self.after_kept else f"kill after {self.delay:.3f}s"
+
+
+def _kills(calibrated: float, trials: int, expected: int, rng: random.Random) -> list[Kill]:
+    """Two thirds of the trials killed after delays stratified over the calibrated run and a little past its end (a
+    kill after the last message must change nothing either), a third after stratified counts of kept messages
+    (1 to `expected` - 1); shuffled."""
+    on_count = max(1, trials // 3)
+    on_time = trials - on_count
+    span = calibrated * 1.05
+    kills = [Kill(delay=span * (slice_ + rng.random()) / on_time) for slice_ in range(on_time)]
+    kills += [Kill(after_kept=1 + int((expected - 1) * (slice_ + rng.random()) / on_count))
+              for slice_ in range(on_count)]
+    rng.shuffle(kills)
+    return kills
+
+
 def _check_trial(rows: list[Row], received: list[Received], expected: int, in_flight: set[str],
                  connections: int) -> tuple[list[str], Counter[str]]:
     """What is wrong with one trial's outcome, and how many times each address received its message.
@@ -151,7 +180,7 @@ def _describe(rows: list[Row]) -> str:
 @dataclass(frozen=True)
 class Trial:
     number: int
-    delay: float
+    kill: Kill
     phase: str
     claims_cut: int
     expected: int
@@ -161,15 +190,20 @@ class Trial:
     failure: str | None
 
 
-def _trial(number: int, delay: float, database: str, template: str, folder: Path, smtp_lines: str,
+def _trial(number: int, kill: Kill, database: str, template: str, folder: Path, smtp_lines: str,
            run: Run) -> Trial:
-    """Start a send, SIGKILL it after `delay` seconds, reap it, send again to the end; judge what arrived."""
+    """Start a send, SIGKILL it when `kill` says, reap it, send again to the end; judge what arrived."""
     folder.mkdir()
     url = crashdata.trial_database(database, template, folder)
     with _server(run) as smtp:
         config = crashdata.prepared_config(folder, url, smtp.port, smtp_lines)
         victim = _send(config, folder / "killed.log", run)
-        time.sleep(delay)
+        if kill.after_kept:
+            give_up = time.monotonic() + 120
+            while len(smtp.messages) < kill.after_kept and victim.poll() is None and time.monotonic() < give_up:
+                time.sleep(0.001)
+        else:
+            time.sleep(kill.delay)
         victim.kill()
         victim.wait(timeout=30)  # reaped, as a supervisor would: a zombie still looks alive to recover()
         after_kill = outbox_rows(url)
@@ -189,10 +223,10 @@ def _trial(number: int, delay: float, database: str, template: str, folder: Path
     phase = _phase(after_kill)
     failure = None
     if problems:
-        failure = (f"trial {number} (seed {SEED}, kill after {delay:.3f}s, phase {phase!r}, logs in {folder}): "
+        failure = (f"trial {number} (seed {SEED}, {kill}, phase {phase!r}, logs in {folder}): "
                    f"{before_restart} delivered before the restart; rows after the kill: {_describe(after_kill)}; "
                    f"rows at the end: {_describe(rows)}\n    " + "\n    ".join(problems))
-    return Trial(number, delay, phase, sum(1 for row in after_kill if row.state == "sending"), len(rows),
+    return Trial(number, kill, phase, sum(1 for row in after_kill if row.state == "sending"), len(rows),
                  len(received), sum(1 for row in rows if row.addresses not in deliveries),
                  sum(n - 1 for n in deliveries.values() if n > 1), failure)
 
@@ -207,13 +241,10 @@ def _run_trials(database: str, templates: list[str], tmp_path: Path, trials: int
         runs = list(pool.map(lambda lane: _calibrate(database, templates[lane], tmp_path / f"calibration-{lane}",
                                                      smtp_lines, run), range(lanes)))
     calibrated = sum(runs) / lanes
-    span = calibrated * 1.05  # a little past the end: a kill after the last message must change nothing either
-    # One delay per equal slice of the run, in a shuffled order: every phase of the run is hit.
-    delays = [span * (slice_ + rng.random()) / trials for slice_ in range(trials)]
-    rng.shuffle(delays)
+    kills = _kills(calibrated, trials, run.expected, rng)
 
     def lane(index: int) -> list[Trial]:
-        return [_trial(number, delays[number - 1], database, templates[index], tmp_path / f"trial-{number:02d}",
+        return [_trial(number, kills[number - 1], database, templates[index], tmp_path / f"trial-{number:02d}",
                        smtp_lines, run) for number in range(index + 1, trials + 1, lanes)]
 
     with ThreadPoolExecutor(lanes) as pool:
@@ -237,7 +268,7 @@ def _run_trials(database: str, templates: list[str], tmp_path: Path, trials: int
     print(f"\ncrash figures ({report}):\n{report.read_text(encoding='utf-8')}")
     failures = [t.failure for t in results if t.failure]
     assert not failures, f"{len(failures)} of {trials} trials broke the guarantee:\n" + "\n".join(failures)
-    # The delays must have covered the run: kills before anything was recorded and kills in the middle of sending.
+    # The kills must have covered the run: kills before anything was recorded and kills in the middle of sending.
     phases = figures["kill_phases"]
     assert phases.get(NOTHING_RECORDED, 0) > 0 and phases.get(SENDING, 0) > 0, phases
 
