@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import date
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,7 @@ def test_it_shows_not_yet_reported_in_red_only_after_the_report_day_and_only_on_
     text, html = _render("reminder", _context(LATE, CO_LATE, as_of=AFTER))
     assert "待报送" not in text and "待报送" not in html
     assert text.count("本月尚未报送") == 1 and html.count("本月尚未报送") == 1
-    assert re.search(r'<span style="color:#c5221f;font-weight:bold;">本月尚未报送</span>', html)
+    assert re.search(r'<b style="color:#c5221f;">本月尚未报送</b>', html)
     assert text.index("本月尚未报送") < text.index("配合任务")
 
 
@@ -192,10 +193,28 @@ def test_25_long_tasks_read_on_a_390px_phone_without_scrolling_sideways(
     page.write_text(html, encoding="utf-8")
     phone.goto(page.as_uri())
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
-    # every task is a card of its own, the full width of the page, not a column of a squeezed table
-    widths = phone.evaluate(
-        "Array.from(document.querySelectorAll('td td > table')).map(t => t.getBoundingClientRect().width)")
-    assert len(widths) == 25 and min(widths) > 300
+    # every task is a card of its own, the full width of the page, not a column of a squeezed table: a cell with a
+    # border all round, its light's colour 4 px wide on the left, 10 px of white between one card and the next
+    cards = phone.evaluate("""Array.from(document.querySelectorAll('td td td')).filter(
+        c => getComputedStyle(c).borderLeftWidth === '4px').map(c => {
+            const box = c.getBoundingClientRect(), style = getComputedStyle(c);
+            return {width: box.width, top: box.top, bottom: box.bottom, left: style.borderLeftColor,
+                    edges: [style.borderTopWidth, style.borderRightWidth, style.borderBottomWidth]};
+        })""")
+    assert len(cards) == 25 and min(card["width"] for card in cards) > 300
+    tasks = _many(25)
+    lead, co = [t for t in tasks if t.role != "co"], [t for t in tasks if t.role == "co"]
+    groups = [tasks] if kind == "chase" else [lead, co]  # a reminder lists the lead tasks first
+    colours = {state: "rgb({}, {}, {})".format(*bytes.fromhex(light.colour[1:]))
+               for state, light in Renderer(language).lights.items()}
+    assert [card["left"] for card in cards] == [colours[t.state] for group in groups for t in group]
+    assert all(card["edges"] == ["1px", "1px", "1px"] for card in cards)
+    first = 0
+    for group in groups:
+        within = cards[first:first + len(group)]
+        # 10 px of white, and half of each 1 px border: a collapsed border straddles its cell's edge
+        assert [round(b["top"] - a["bottom"]) for a, b in pairwise(within)] == [11] * (len(group) - 1)
+        first += len(group)
 
 
 def test_a_sent_reminder_puts_lead_tasks_first_and_uses_the_configured_form(
