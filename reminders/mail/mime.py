@@ -204,14 +204,14 @@ def build_message(
     content_language: str = "zh-CN",
     attachments: Sequence[Attachment] = (),
 ) -> bytes:
-    """The mail as wire bytes: multipart/alternative of text/plain and text/html, both UTF-8 in base64, CRLF.
+    """The mail as wire bytes: multipart/alternative of text/plain and text/html, both UTF-8, CRLF.
 
     Built by hand rather than with `email.message.EmailMessage`: that path (header objects, policy-driven
     folding, content managers, a generator) cost about 5-9 ms a message, more than rendering the templates and
     sending put together, for a message whose shape never changes. Here every header is ASCII-only (non-ASCII as
-    RFC 2047 encoded-words, lines folded at 78), both bodies are base64 with 76-character lines, and the boundary
-    starts with "=_", which no base64 line can start with. tests/test_mime.py parses the output with the email
-    package and compares it against the EmailMessage path for generated inputs.
+    RFC 2047 encoded-words, lines folded at 78), each body 8bit or base64 as `_text_body` chooses, and the boundary
+    starts with "=_", which no base64 line can start with and no 8bit body is let hold. tests/test_mime.py parses
+    the output with the email package and compares it against the EmailMessage path for generated inputs.
 
     Every message says it is automated (RFC 3834 Auto-Submitted, and Exchange's X-Auto-Response-Suppress), so
     out-of-office replies stay away from the office's mailbox; `Precedence: bulk` is left out on purpose: relays
