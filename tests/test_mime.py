@@ -155,13 +155,42 @@ def wire(text: str) -> str:
 
 
 def expected_encoding(text: str) -> str:
-    """The transfer encoding a text part should travel in: as it is (8bit, or 7bit when ASCII), unless a line
-    would pass 998 octets, a NUL would travel, or a line could be taken for a boundary."""
+    """The transfer encoding a text/plain part should travel in: as it is (8bit, or 7bit when ASCII), unless a NUL
+    would travel or a line could be taken for a boundary. A line over 998 octets is cut (format=flowed)."""
     body = wire(text).encode()
     lines = body.split(b"\r\n")
-    if b"\0" in body or any(line.startswith(b"--=_") for line in lines) or max(map(len, lines)) > 998:
+    if b"\0" in body or any(line.startswith(b"--=_") for line in lines):
         return "base64"
     return "7bit" if body.isascii() else "8bit"
+
+
+def long_lines(text: str) -> bool:
+    return max(map(len, wire(text).encode().split(b"\r\n"))) > 998
+
+
+def read_plain(text: str) -> str:
+    """What a text/plain part should read as: the text, and where a line passed 998 octets (so it travelled as
+    format=flowed), without the spaces that ended its lines."""
+    body = wire(text)
+    return re.sub(" +\r\n", "\r\n", body) if long_lines(text) and expected_encoding(text) != "base64" else body
+
+
+def unflowed(text: str) -> str:
+    """RFC 3676 with delsp=yes, as a client reads it: a line that ends in a space joins the next, without that
+    space; a line's first space is stuffing and goes."""
+    out: list[str] = []
+    joined = ""
+    for line in text.split("\r\n")[:-1]:
+        line = line.removeprefix(" ")
+        if line.endswith(" "):
+            joined += line[:-1]
+        else:
+            out.append(joined + line)
+            joined = ""
+    return "".join(f"{line}\r\n" for line in out)
+
+
+HTML_CUT = "<!--\r\n-->"  # where mime cut an HTML line over 998 octets: a comment, which shows as nothing
 
 
 def rfc2047_mailboxes(raw: bytes, field: str) -> list[tuple[str, str]]:
@@ -201,6 +230,10 @@ def decoded(msg: EmailMessage) -> dict[str, object]:
     """What a reader sees: headers decoded, bodies as text."""
     plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
     assert plain is not None and html is not None
+    plain_text = str(plain.get_content())
+    if plain.get_param("format") == "flowed":
+        assert plain.get_param("delsp") == "yes"
+        plain_text = unflowed(plain_text)
     return {
         "subject": str(msg["Subject"]),
         "from": [(a.display_name, a.addr_spec) for a in msg["From"].addresses],
@@ -210,8 +243,8 @@ def decoded(msg: EmailMessage) -> dict[str, object]:
         "message_id": str(msg["Message-ID"]),
         "mime_version": str(msg["MIME-Version"]),
         "types": [(p.get_content_type(), p.get_content_charset()) for p in msg.iter_parts()],
-        "plain": plain.get_content(),
-        "html": html.get_content(),
+        "plain": plain_text,
+        "html": str(html.get_content()).replace(HTML_CUT, ""),
     }
 
 
@@ -252,10 +285,12 @@ def test_it_round_trips_through_the_email_parser(case: tuple[RenderedMail, dict[
     assert msg["Precedence"] is None  # it hurts the delivery of official mail
     assert msg.get_content_type() == "multipart/alternative"
     assert got["types"] == [("text/plain", "utf-8"), ("text/html", "utf-8")]
-    assert got["plain"] == wire(mail.text)
-    assert got["html"] == wire(mail.html)
-    assert [p["Content-Transfer-Encoding"] for p in msg.iter_parts()] == [
-        expected_encoding(mail.text), expected_encoding(mail.html)]
+    assert got["plain"] == read_plain(mail.text)
+    assert got["html"] == wire(mail.html).replace(HTML_CUT, "")
+    plain, html = (p["Content-Transfer-Encoding"] for p in msg.iter_parts())
+    assert plain == expected_encoding(mail.text)
+    # HTML whose long line cannot be cut unseen (a tag longer than a line) still goes as base64
+    assert html == expected_encoding(mail.html) or (html == "base64" and long_lines(mail.html))
     assert not msg.defects and not any(p.defects for p in msg.iter_parts())
     for name in ("Subject", "From", "To", "Reply-To", "Date", "Message-ID", "Auto-Submitted",
                  "X-Auto-Response-Suppress", "Content-Language"):
@@ -306,9 +341,10 @@ def test_it_reads_back_like_the_emailmessage_path(case: tuple[RenderedMail, dict
     raw = build_message(mail, **args)  # type: ignore[arg-type]
     new = decoded(parse(raw))
     old = decoded(parse(old_build_message(mail, **args)))  # type: ignore[arg-type]
-    assert {k: v for k, v in new.items() if k not in ("subject", "from", "to")} == {
-        k: v for k, v in old.items() if k not in ("subject", "from", "to")
+    assert {k: v for k, v in new.items() if k not in ("subject", "from", "to", "plain")} == {
+        k: v for k, v in old.items() if k not in ("subject", "from", "to", "plain")
     }
+    assert new["plain"] == read_plain(mail.text) and old["plain"] == wire(mail.text)
     assert new["subject"] == mail.subject
     given_boxes = [(args["sender_name"], args["sender"]), *args["to"]]  # type: ignore[misc]
     new_boxes = [*new["from"], *new["to"]]  # type: ignore[misc]
@@ -600,22 +636,51 @@ def test_it_refuses_an_attachment_name_that_could_start_a_header() -> None:
                       **PLAIN_ARGS)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("text", "encoding"), [
-    ("正文\n第二行", "8bit"),
-    ("plain ASCII", "7bit"),
-    ("中" * 332, "8bit"),  # 996 octets on one line
-    ("中" * 333, "base64"),  # 999 octets on one line: past SMTP's 998
-    ("a" * 999, "base64"),
-    ("前\x00后", "base64"),  # a NUL never travels bare
-    ("注意\n--=_x 像分隔行\n", "base64"),  # a line that could be taken for a boundary
-    ("--=_开头", "base64"),
+@pytest.mark.parametrize(("text", "encodings"), [
+    ("正文\n第二行", ["8bit", "8bit"]),
+    ("plain ASCII", ["7bit", "7bit"]),
+    ("中" * 332, ["8bit", "8bit"]),  # 996 octets on one line
+    ("中" * 333, ["8bit", "8bit"]),  # 999 octets on one line: past SMTP's 998, cut (flowed; a comment in HTML)
+    ("a" * 999, ["7bit", "7bit"]),
+    ("进展：" + "已完成前期调研，正在督导检查。" * 150 + "\n   下一行", ["8bit", "8bit"]),  # a 2,000-character report
+    ("<p>" + "&nbsp;中" * 200 + "</p>", ["8bit", "8bit"]),  # never cut inside an entity
+    ("<a href='" + "x" * 1000 + "'>链接</a>", ["8bit", "base64"]),  # a tag longer than a line: nowhere to cut it unseen
+    ("<title>" + "中" * 400 + "</title>", ["8bit", "base64"]),  # a comment in a title would show
+    ("前\x00后", ["base64", "base64"]),  # a NUL never travels bare
+    ("注意\n--=_x 像分隔行\n", ["base64", "base64"]),  # a line that could be taken for a boundary
+    ("--=_开头", ["base64", "base64"]),
 ])
-def test_a_text_part_travels_as_it_is_unless_it_cannot(text: str, encoding: str) -> None:
+def test_a_text_part_travels_as_it_is_unless_it_cannot(text: str, encodings: list[str]) -> None:
     raw = build_message(RenderedMail("s", text, text), **PLAIN_ARGS)  # type: ignore[arg-type]
     msg = parse(raw)
-    assert [p["Content-Transfer-Encoding"] for p in msg.iter_parts()] == [encoding, encoding]
-    assert [p.get_content() for p in msg.iter_parts()] == [wire(text), wire(text)]
-    seven = parse(seven_bit(raw))
-    assert [p.get_content() for p in seven.iter_parts()] == [wire(text), wire(text)]
+    assert [p["Content-Transfer-Encoding"] for p in msg.iter_parts()] == encodings
+    _assert_wire_form(raw)
+    for sent in (raw, seven_bit(raw)):
+        read = decoded(parse(sent))
+        assert (read["plain"], read["html"]) == (read_plain(text), wire(text).replace(HTML_CUT, ""))
     assert seven_bit(raw).isascii()
     assert len(raw) <= len(seven_bit(raw))
+
+
+def test_a_long_line_is_cut_where_a_reader_sees_no_difference() -> None:
+    """A unit's 2,000-character report on one line: the text part flowed, with its lines stuffed where they begin
+    with a space, ">" or "From "; the HTML cut by comments between characters, never inside a tag or an entity."""
+    report = "已完成前期调研和方案论证，正在组织开展实地督导检查，&nbsp;<b>已建立问题台账</b>。" * 40
+    text = f"1. 【3】任务\n   进展：{report}\n> 引用\nFrom 单位\n"
+    html = f'<div style="color:#5f6368;">进展：{report}</div>\n'
+    raw = build_message(RenderedMail("s", text, html), **PLAIN_ARGS)  # type: ignore[arg-type]
+    plain_part, html_part = parse(raw).iter_parts()
+    assert b'Content-Type: text/plain; charset="utf-8"; format=flowed; delsp=yes\r\n' in raw
+    body = plain_part.get_payload(decode=True)
+    lines = body.split(b"\r\n")
+    assert max(map(len, lines)) <= 998 and len(lines) > 4
+    assert lines[1].startswith(b"    \xe8\xbf\x9b\xe5\xb1\x95") and lines[-3:] == [b" > \xe5\xbc\x95\xe7\x94\xa8",
+                                                                           b" From \xe5\x8d\x95\xe4\xbd\x8d", b""]
+    assert all(line.endswith(b" ") for line in lines[1:-4])  # the cut lines end in the space a reader takes away
+    assert unflowed(body.decode()) == wire(text)
+    cut = html_part.get_payload(decode=True).decode()
+    assert cut.count(HTML_CUT) >= 4 and cut.replace(HTML_CUT, "") == wire(html)
+    for piece in cut.split(HTML_CUT)[1:]:  # each cut falls between characters of the text, outside tags and entities
+        before = cut[:cut.index(piece) - len(HTML_CUT)]
+        assert before.count("<") - before.count("<!--") == before.count(">") - before.count("-->")
+        assert not re.search(r"&[#0-9A-Za-z]*$", before)

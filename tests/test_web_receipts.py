@@ -249,6 +249,30 @@ def test_a_units_submissions_within_the_window_make_one_receipt_listing_every_ch
         assert other.status_code == 200 and len(receipts(site)) == 3  # another unit's receipt is its own
 
 
+def test_a_receipt_of_a_2000_character_report_travels_as_8bit_and_reads_back_whole(
+        loaded: Cli, smtp: RecordingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The form takes 2,000 characters a field, and the receipt shows each on one line: 6,000 octets, past SMTP's
+    998. The line is cut where the reader sees nothing (mail.wrap), so the receipt is not sent as base64."""
+    report = ("已完成全市宗教活动场所安全检查，覆盖率100%；" * 80)[:2000]
+    with windowed(loaded, monkeypatch, 'receipt_window = "0s"') as site:
+        form = answer("10", report, percent="50") | answer("12", "指导宗教团体换届2个", percent="80")
+        response = site.client.post(site.link(UNIT), data=form)
+        assert response.status_code == 200, response.text[-600:]
+        Finisher(site.config, site.engine, kinds=("receipt",))()
+        [mail] = smtp.messages
+    message = message_from_bytes(mail.data, policy=policy.default)
+    plain, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain is not None and html is not None
+    assert (plain["Content-Transfer-Encoding"], html["Content-Transfer-Encoding"]) == ("8bit", "8bit")
+    assert plain.get_param("format") == "flowed" and plain.get_param("delsp") == "yes"
+    assert max(map(len, mail.data.split(b"\r\n"))) <= 998
+    flowed = str(plain.get_content()).split("\r\n")
+    text = "".join(line.removeprefix(" ")[:-1] if line.endswith(" ") else line.removeprefix(" ") + "\n"
+                   for line in flowed)  # as a client reads format=flowed; delsp=yes
+    assert f"进展情况：{report}\n" in text
+    assert f"进展情况：{report}</div>" in str(html.get_content()).replace("<!--\r\n-->", "")
+
+
 def _utc(moment: datetime | None) -> datetime:
     assert moment is not None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

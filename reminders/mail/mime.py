@@ -13,6 +13,8 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.utils import format_datetime
 
+from reminders.mail.wrap import MAX_LINE, flowed_lines, html_lines
+
 
 @dataclass(frozen=True)
 class RenderedMail:
@@ -32,7 +34,7 @@ class Attachment:
 
 # Header lines aim at RFC 5322's 78 characters; 998 is the hard limit.
 _FOLD_AT = 78
-_MAX_LINE = 998
+_MAX_LINE = MAX_LINE
 # What str.splitlines() breaks on. The email package's parser cracks header lines with it, so any of these in a
 # header value could start a new header (the EmailMessage path refused them too).
 _LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
@@ -168,15 +170,24 @@ def _base64_lines(data: bytes, head: bytes = b"") -> bytes:
     return bytes(out)
 
 
-def _text_body(text: str) -> tuple[str, bytes]:
-    """A text part's transfer encoding and body: the UTF-8 as it is ("8bit", "7bit" when it is all ASCII), a third
-    smaller than base64 for Chinese text; base64 where a line would pass SMTP's 998 octets, a NUL would travel, or a
-    line could be taken for a boundary. A relay without 8BITMIME gets the 8bit parts as base64 (`seven_bit`)."""
+def _text_body(text: str, subtype: str) -> tuple[str, str, bytes]:
+    """A text part's transfer encoding, Content-Type parameters after the charset, and body: the UTF-8 as it is
+    ("8bit", "7bit" when it is all ASCII), a third smaller than base64 for Chinese text, its lines over SMTP's 998
+    octets cut where the reader sees no difference (mail.wrap); base64 where they cannot be, a NUL would travel, or
+    a line could be taken for a boundary. A relay without 8BITMIME gets the 8bit parts as base64 (`seven_bit`)."""
     data = _crlf(text)
-    if b"\0" in data or _BOUNDARY_LINE in data or data.startswith(_BOUNDARY_LINE[1:]) \
-            or max(map(len, data.split(b"\r\n"))) > _MAX_LINE:
-        return "base64", _base64_lines(data)
-    return ("7bit" if data.isascii() else "8bit"), data
+    if b"\0" in data or _BOUNDARY_LINE in data or data.startswith(_BOUNDARY_LINE[1:]):
+        return "base64", "", _base64_lines(data)
+    params = ""
+    if max(map(len, data.split(b"\r\n"))) > _MAX_LINE:
+        if subtype == "plain":
+            data, params = flowed_lines(data), "; format=flowed; delsp=yes"
+        else:
+            cut = html_lines(data)
+            if cut is None:
+                return "base64", "", _base64_lines(data)
+            data = cut
+    return ("7bit" if data.isascii() else "8bit"), params, data
 
 
 _EIGHT_BIT_PART = re.compile(rb"Content-Transfer-Encoding: 8bit\r\n\r\n(.*?)\r\n(?=--=_)", re.DOTALL)
@@ -253,9 +264,9 @@ def build_message(
     else:
         parts.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode("ascii"))
     for subtype, text in (("plain", mail.text), ("html", mail.html)):
-        encoding, body = _text_body(text)
+        encoding, params, body = _text_body(text, subtype)
         parts += [
-            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"{params}\r\n'
             f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode("ascii"),
             body,
             b"\r\n",
