@@ -256,15 +256,25 @@ def _deliver(engine: Engine, config: Config, cycle: str | None, kinds: Sequence[
     def claim() -> Envelope | None:
         if stop is not None and stop.is_set():
             return None
-        if not claimed:
-            for item in _reconnecting(engine, lambda: outbox.claim(engine, cycle, kinds, config.smtp.sender, tried,
-                                                                   batch, due=due)):
-                # Of every cycle (the retry job): "cycle kind name <…>", which daemon.report reads back.
-                names[item.envelope.key] = (f"{'' if cycle else item.cycle + ' '}{item.kind} {item.recipient_name} "
-                                            f"<{', '.join(item.envelope.recipients)}>")
+        while not claimed:
+            lost: list[outbox.Claimed] = []
+            items = _reconnecting(engine, lambda lost=lost: outbox.claim(  # type: ignore[misc]
+                engine, cycle, kinds, config.smtp.sender, tried, batch, due=due, lost=lost))
+            for item in lost:
+                result.failed.append(f"{label_of(item)}: {outbox.LOST_BODY}")
+                echo(f"失败   failed   {result.failed[-1]}")
+            for item in items:
+                names[item.envelope.key] = label_of(item)
                 claims[item.envelope.key] = item
                 claimed.append(item.envelope)
+            if not lost:
+                break
         return claimed.popleft() if claimed else None
+
+    def label_of(item: outbox.Claimed) -> str:
+        """Of every cycle (the retry job): "cycle kind name <…>", which daemon.report reads back."""
+        return f"{'' if cycle else item.cycle + ' '}{item.kind} {item.recipient_name} " \
+               f"<{', '.join(item.envelope.recipients)}>"
 
     def settle(outcome: Outcome) -> None:
         """Maildir: one message at a time, settled in its own commit."""

@@ -17,8 +17,8 @@ from functools import cache
 from itertools import islice
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Engine, Select, and_, delete, func, or_, select, union_all, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import ColumnElement, Engine, Select, and_, case, delete, func, or_, select, union_all, update
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.orm import Session
 
 from reminders.delivery import addressed
@@ -191,10 +191,13 @@ class Claimed:
 
 
 def claim(engine: Engine, cycle: str | None, kinds: Sequence[str] | None, sender: str, tried: Collection[int] = (),
-          limit: int = 1, *, now: datetime | None = None, due: bool = False) -> list[Claimed]:
+          limit: int = 1, *, now: datetime | None = None, due: bool = False,
+          lost: list[Claimed] | None = None) -> list[Claimed]:
     """Take up to `limit` messages for this process in one statement, committed before anything is sent.
 
     `tried` holds the messages that already failed in this run: they wait for the next run instead of looping.
+    A claimed message whose bytes are gone is failed with LOST_BODY instead (`_fail_lost_bodies`) and put in `lost`,
+    without its bytes, for the run to report.
     `now` (default: the current time) is when the claim is made, against which leases run out; stored in UTC, as
     SQLite keeps no offset. `due`: only messages whose next attempt has come (see `_ways_claimable`).
     """
@@ -234,13 +237,34 @@ def claim(engine: Engine, cycle: str | None, kinds: Sequence[str] | None, sender
         if rows:
             bodies = {key: data for key, data in connection.execute(
                 select(OutboxBody.outbox_id, OutboxBody.data).where(OutboxBody.outbox_id.in_([r[0] for r in rows])))}
+            missing = [row[0] for row in rows if row[0] not in bodies]
+            if missing:
+                _fail_lost_bodies(connection, missing)
     claimed = []
     for key, kind, row_cycle, name, addresses, message_id, attempts, deliveries, first_failed_at in rows:
         fates = addressed.parse(deliveries)
         recipients = addressed.remaining([a for a in addresses.split(";") if a], fates)
-        claimed.append(Claimed(Envelope(key, sender, recipients, bodies[key], message_id), kind, row_cycle, name,
-                               attempts, fates, _utc(first_failed_at)))
+        item = Claimed(Envelope(key, sender, recipients, bodies.get(key, b""), message_id), kind, row_cycle, name,
+                       attempts, fates, _utc(first_failed_at))
+        if key in bodies:
+            claimed.append(item)
+        elif lost is not None:
+            lost.append(item)
     return sorted(claimed, key=lambda c: c.envelope.key)
+
+
+LOST_BODY = ("发件箱中缺少此邮件的内容（outbox_bodies 无对应行），未发送；outbox retry 后由下次 send 重新生成 "
+             "(the message's bytes are missing from outbox_bodies; not sent; requeued, the next send builds it again)")
+
+
+def _fail_lost_bodies(connection: Connection, lost: list[int]) -> None:
+    """Claimed messages whose bytes are gone (their outbox_bodies rows deleted by hand) fail with LOST_BODY, as a
+    message that could not be built (`Unbuilt`): requeued, the next send of its cycle builds it again, unless some
+    of its recipients already have it, whom a rebuilt copy would reach twice."""
+    connection.execute(
+        update(OutboxMessage).where(OutboxMessage.id.in_(lost))
+        .values(state="failed", last_error=LOST_BODY, claimed_at=None, claimed_by=None,
+                size=case((OutboxMessage.sent_at.is_(None), 0), else_=OutboxMessage.size)))
 
 
 def _utc(moment: datetime | None) -> datetime | None:
