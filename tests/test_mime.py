@@ -646,6 +646,9 @@ def test_it_refuses_an_attachment_name_that_could_start_a_header() -> None:
     ("<p>" + "&nbsp;中" * 200 + "</p>", ["8bit", "8bit"]),  # never cut inside an entity
     ("<a href='" + "x" * 1000 + "'>链接</a>", ["8bit", "base64"]),  # a tag longer than a line: nowhere to cut it unseen
     ("<title>" + "中" * 400 + "</title>", ["8bit", "base64"]),  # a comment in a title would show
+    ("<title>\n" + "中" * 400 + "\n</title>", ["8bit", "base64"]),  # … on a line of its own too
+    ('<a\nhref="' + "x" * 1000 + '">链接</a>', ["8bit", "base64"]),  # a tag over two lines
+    ("<!-- 注 -->" + "中" * 400, ["8bit", "8bit"]),  # cut after a comment, not inside it
     ("前\x00后", ["base64", "base64"]),  # a NUL never travels bare
     ("注意\n--=_x 像分隔行\n", ["base64", "base64"]),  # a line that could be taken for a boundary
     ("--=_开头", ["base64", "base64"]),

@@ -10,51 +10,60 @@ where the cut changes nothing the reader sees:
   text takes away with the line break; one that does not shows a line break inside the paragraph. Lines that
   begin with a space, ">" or "From " gain one space, which such a client takes away again (space-stuffing).
 
-Each gives None where it cannot (a tag longer than a line, or text whose comments would show: inside <title>,
-<textarea>, <script> or <style>); the part then goes as base64 as before.
+html_lines gives None where it cannot (a tag longer than a line, or a long line inside <title>, <textarea>,
+<script> or <style>, where a comment would show); the part then goes as base64 as before.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 
 MAX_LINE = 998
 # Room left on a cut line for what the cut adds: "<!--" at its end and "-->" at the next one's start.
 _HTML_PIECE = MAX_LINE - len(b"<!--") - len(b"-->")
 _FLOWED_PIECE = MAX_LINE - len(b" ") - len(b" ")  # the soft break's space, and a stuffed space
-# What a cut may fall before and after: a whole tag, a whole character reference, or one UTF-8 character.
-_TOKEN = re.compile(rb"<[^>]*>|&#?[0-9A-Za-z]+;|[\x00-\x7f]|[\xc0-\xff][\x80-\xbf]*")
-# Elements whose text a comment would show in (RCDATA and raw text), and a comment already open.
-_NO_COMMENTS = re.compile(rb"<(?:title|textarea|script|style|xmp)\b|<!--", re.IGNORECASE)
+# Where no cut may fall, over the whole part (a tag may run over lines): a comment, an element whose text a comment
+# would show in (RCDATA and raw text), a tag; one left open runs to the end.
+_UNCUT = re.compile(rb"<!--.*?(?:-->|\Z)|<(title|textarea|script|style|xmp)\b.*?(?:</\1\s*>|\Z)|<[^>]*(?:>|\Z)",
+                    re.DOTALL | re.IGNORECASE)
+# What a cut may fall before: a character reference or a UTF-8 character, whole.
+_TOKEN = re.compile(rb"&#?[0-9A-Za-z]+;|[\x00-\x7f]|[\xc0-\xff][\x80-\xbf]*")
 _STUFFED = (b" ", b">", b"From ")
 
 
 def html_lines(data: bytes) -> bytes | None:
     """`data` (CRLF lines) with every line over 998 octets cut by comments, or None where that cannot be done."""
+    spans = [match.span() for match in _UNCUT.finditer(data)]
+    starts = [start for start, _ in spans]
     out: list[bytes] = []
+    offset = 0
     for line in data.split(b"\r\n"):
-        if len(line) <= MAX_LINE:
+        if len(line) > MAX_LINE:
+            pieces = _html_pieces(line, offset, spans, starts)
+            if pieces is None:
+                return None
+            out.append(b"<!--\r\n-->".join(pieces))
+        else:
             out.append(line)
-            continue
-        if _NO_COMMENTS.search(line):
-            return None
-        pieces = _html_pieces(line)
-        if pieces is None:
-            return None
-        out.append(b"<!--\r\n-->".join(pieces))
+        offset += len(line) + len(b"\r\n")
     return b"\r\n".join(out)
 
 
-def _html_pieces(line: bytes) -> list[bytes] | None:
+def _html_pieces(line: bytes, offset: int, spans: list[tuple[int, int]], starts: list[int]) -> list[bytes] | None:
+    """The line in pieces of at most _HTML_PIECE octets, each cut before a token and outside every span."""
     pieces: list[bytes] = []
-    start = 0
+    start = last_cut = 0
     for token in _TOKEN.finditer(line):
-        if token.end() - start <= _HTML_PIECE:
-            continue
-        if token.start() == start:
-            return None  # one tag longer than a line
-        pieces.append(line[start:token.start()])
-        start = token.start()
+        at = offset + token.start()
+        before = bisect.bisect_right(starts, at - 1) - 1  # the last span that starts before this token
+        if before < 0 or spans[before][1] <= at:
+            last_cut = token.start()
+        if token.end() - start > _HTML_PIECE:
+            if last_cut == start or token.end() - last_cut > _HTML_PIECE:
+                return None  # a tag, comment or title longer than a line: nowhere to cut it unseen
+            pieces.append(line[start:last_cut])
+            start = last_cut
     pieces.append(line[start:])
     return pieces
 
