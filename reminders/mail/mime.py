@@ -32,9 +32,8 @@ class Attachment:
     data: bytes
 
 
-# Header lines aim at RFC 5322's 78 characters; 998 is the hard limit.
+# Header lines aim at RFC 5322's 78 characters; 998 (wrap.MAX_LINE) is the hard limit.
 _FOLD_AT = 78
-_MAX_LINE = MAX_LINE
 # What str.splitlines() breaks on. The email package's parser cracks header lines with it, so any of these in a
 # header value could start a new header (the EmailMessage path refused them too).
 _LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
@@ -179,7 +178,7 @@ def _text_body(text: str, subtype: str) -> tuple[str, str, bytes]:
     if b"\0" in data or _BOUNDARY_LINE in data or data.startswith(_BOUNDARY_LINE[1:]):
         return "base64", "", _base64_lines(data)
     params = ""
-    if max(map(len, data.split(b"\r\n"))) > _MAX_LINE:
+    if max(map(len, data.split(b"\r\n"))) > MAX_LINE:
         if subtype == "plain":
             data, params = flowed_lines(data), "; format=flowed; delsp=yes"
         else:
@@ -236,7 +235,7 @@ def build_message(
     if date.tzinfo is None or date.utcoffset() is None:
         raise ValueError("date must be timezone-aware")
     _check_header("Message-ID", message_id)
-    if not _PRINTABLE.fullmatch(message_id) or len(message_id) > _MAX_LINE - len("Message-ID: "):
+    if not _PRINTABLE.fullmatch(message_id) or len(message_id) > MAX_LINE - len("Message-ID: "):
         raise ValueError(f"Message-ID must be printable ASCII: {message_id!r}")
     if not _LANGUAGE_TAG.fullmatch(content_language):
         raise ValueError(f"Content-Language must be a language tag such as zh-CN: {content_language!r}")
