@@ -261,8 +261,7 @@ def _deliver(engine: Engine, config: Config, cycle: str | None, kinds: Sequence[
             items = _reconnecting(engine, lambda lost=lost: outbox.claim(  # type: ignore[misc]
                 engine, cycle, kinds, config.smtp.sender, tried, batch, due=due, lost=lost))
             for item in lost:
-                result.failed.append(f"{label_of(item)}: {outbox.LOST_BODY}")
-                echo(f"失败   failed   {result.failed[-1]}")
+                failed(label_of(item), outbox.LOST_BODY)
             for item in items:
                 names[item.envelope.key] = label_of(item)
                 claims[item.envelope.key] = item
@@ -318,8 +317,11 @@ def _deliver(engine: Engine, config: Config, cycle: str | None, kinds: Sequence[
             result.pending.append(f"{label}: {why}；{when} 起重试 (tried again from {when})")
             echo(f"待重试 later    {result.pending[-1]}")
         else:
-            result.failed.append(f"{label}: {why}")
-            echo(f"失败   failed   {result.failed[-1]}")
+            failed(label, why)
+
+    def failed(label: str, why: str) -> None:
+        result.failed.append(f"{label}: {why}")
+        echo(f"失败   failed   {result.failed[-1]}")
 
     unsettled: list[int] = []
     try:
