@@ -31,6 +31,7 @@ from reminders.store.models import OutboxMessage, ProgressReport, Unit
 from reminders.tracking import links
 from tests.conftest import Cli, write_config
 from tests.smtpserver import RecordingServer, free_port
+from tests.test_mime import HTML_CUT, unflowed
 from tests.websupport import NOW, SECRET, Site, answer, open_site
 
 UNIT = "宗教二处"  # leads 10 and 12, co-operates on 1 and 2
@@ -266,11 +267,8 @@ def test_a_receipt_of_a_2000_character_report_travels_as_8bit_and_reads_back_who
     assert (plain["Content-Transfer-Encoding"], html["Content-Transfer-Encoding"]) == ("8bit", "8bit")
     assert plain.get_param("format") == "flowed" and plain.get_param("delsp") == "yes"
     assert max(map(len, mail.data.split(b"\r\n"))) <= 998
-    flowed = str(plain.get_content()).split("\r\n")
-    text = "".join(line.removeprefix(" ")[:-1] if line.endswith(" ") else line.removeprefix(" ") + "\n"
-                   for line in flowed)  # as a client reads format=flowed; delsp=yes
-    assert f"进展情况：{report}\n" in text
-    assert f"进展情况：{report}</div>" in str(html.get_content()).replace("<!--\r\n-->", "")
+    assert f"进展情况：{report}\r\n" in unflowed(str(plain.get_content()))
+    assert f"进展情况：{report}</div>" in str(html.get_content()).replace(HTML_CUT, "")
 
 
 def _utc(moment: datetime | None) -> datetime:
