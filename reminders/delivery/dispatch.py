@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -258,8 +259,8 @@ def _deliver(engine: Engine, config: Config, cycle: str | None, kinds: Sequence[
             return None
         while not claimed:
             lost: list[outbox.Claimed] = []
-            items = _reconnecting(engine, lambda lost=lost: outbox.claim(  # type: ignore[misc]
-                engine, cycle, kinds, config.smtp.sender, tried, batch, due=due, lost=lost))
+            items = _reconnecting(engine, functools.partial(
+                outbox.claim, engine, cycle, kinds, config.smtp.sender, tried, batch, due=due, lost=lost))
             for item in lost:
                 failed(label_of(item), outbox.LOST_BODY)
             for item in items:
