@@ -6,7 +6,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session
 
 from reminders.intake.importer import import_assignments, import_leaders, import_plan, import_units
@@ -315,3 +315,21 @@ def test_imports_make_as_many_queries_for_300_rows_as_for_30(tmp_path: Path) -> 
     small, large = _import_counts(tmp_path, 30), _import_counts(tmp_path, 300)
     assert large == small
     assert max(small.values()) <= 12, small
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_postgres_plans_from_the_sizes_an_import_left_even_without_autovacuum(loaded: Cli, db_url: str) -> None:
+    """Each import gathers the statistics of the tables it filled: without them (autovacuum off, or not yet round),
+    PostgreSQL guessed the size of a table from its pages and, at 100,000 tasks, joined them row by row."""
+    engine = make_engine(db_url)
+    tables = ("sections", "tasks", "leaders", "units", "assignments", "assignment_co_units")
+    try:
+        with engine.connect() as connection:
+            for table in tables:
+                rows = connection.execute(text(f"select count(*) from {table}")).scalar_one()
+                known = connection.execute(text("select reltuples from pg_class where oid = to_regclass(:t)"),
+                                           {"t": table}).scalar_one()
+                [plan] = connection.execute(text(f"explain (format json) select * from {table}")).scalar_one()
+                assert rows > 0 and known == rows and plan["Plan"]["Plan Rows"] == rows, (table, rows, known, plan)
+    finally:
+        engine.dispose()

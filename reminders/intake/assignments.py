@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from reminders.intake.changes import ImportReport, Progress, Rows, change, fit, shown_deadline, skipped_rows
 from reminders.intake.deadlines import Deadline, DeadlineError, NoAssignedDate, parse_deadline
 from reminders.intake.tables import Column, Table, TableError, TableRow, parse_day, read_table, split_list
-from reminders.store.bulk import Values, changed, delete_in, insert_rows, update_rows
+from reminders.store.bulk import Values, changed, delete_in, insert_rows, refresh_statistics, update_rows
 from reminders.store.models import Assignment, CoUnit, DeadlineChange, Leader, Plan, Task, Unit
 from reminders.store.plans import active_plan
 from reminders.workdays import WorkCalendar
@@ -132,6 +132,8 @@ def import_assignments(session: Session, path: Path, *, replace_approved: bool =
         {"assignment_id": assignment_ids[task_id], "unit_id": unit_id, "position": position}
         for task_id, ids in co_units.items() for position, unit_id in enumerate(ids)
     ])
+    if added or updated or co_units:
+        refresh_statistics(session, Assignment, CoUnit)
     return report
 
 

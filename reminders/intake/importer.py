@@ -29,7 +29,7 @@ from reminders.intake.changes import (
 )
 from reminders.intake.planparse import ParsedPlan
 from reminders.intake.tables import Column, Table, TableError, TableRow, parse_emails, raise_errors, read_table
-from reminders.store.bulk import Values, changed, insert_returning, insert_rows, update_rows
+from reminders.store.bulk import Values, changed, insert_returning, insert_rows, refresh_statistics, update_rows
 from reminders.store.models import Leader, Plan, Section, Task, Unit
 
 __all__ = ["ASSIGNMENT_COLUMNS", "LEADER_COLUMNS", "UNIT_COLUMNS", "ImportRefused", "ImportReport", "fingerprint",
@@ -110,6 +110,7 @@ def import_plan(session: Session, parsed: ParsedPlan, source: str,
     insert_rows(session, Task, added)
     update_rows(session, Task, updated)
     update_rows(session, Task, [{"id": task.id, "removed_at": now} for task in removed])
+    refresh_statistics(session, Section, Task)
     session.expire(plan, ["sections", "tasks"])
     return plan, report
 
@@ -212,6 +213,8 @@ def _import_directory(session: Session, table: Table, model: type[Leader] | type
             report.unchanged += 1
     insert_rows(session, model, added)
     update_rows(session, model, updated)
+    if added or updated:
+        refresh_statistics(session, model)
     return report
 
 

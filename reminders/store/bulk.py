@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, delete, insert, update
+from sqlalchemy import ColumnElement, Row, delete, insert, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -68,3 +68,18 @@ def changed(old: Mapping[Any, Any], new: Mapping[str, Any]) -> bool:
 
 def columns_of(model: type[Any], *names: str) -> list[ColumnElement[Any]]:
     return [getattr(model, name) for name in names]
+
+
+def refresh_statistics(session: Session, *models: type[Any]) -> None:
+    """Have PostgreSQL gather the statistics of tables a bulk write has just filled, as `pg_restore` advises.
+
+    Its planner reads the size of each table from them, and autovacuum, which would gather them in time, may run
+    late or be off: after an import of 100,000 tasks without them, PostgreSQL took the plan for 3 tasks and joined
+    the leaders to it row by row, and reading the plan took 3.4 s instead of 0.2 s. ANALYZE reads a sample, not the
+    table, and counts the rows this transaction wrote. SQLite's planner does as well without statistics on these
+    queries (measured), so SQLite is left as it is."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    quote = session.get_bind().dialect.identifier_preparer.format_table
+    for model in models:
+        session.execute(text(f"ANALYZE {quote(model.__table__)}"))
