@@ -155,6 +155,21 @@ class ProgressReport(Base):
     unit: Mapped[Unit] = relationship()
 
 
+class LatestReport(Base):
+    """Each (task, unit)'s newest report that counts, and the newest percentage among those that gave one.
+
+    Kept by a trigger on progress_reports (migration 0012), so every writer keeps it, bulk inserts included; status
+    reads it instead of ranking every report of the plan (the reports are never updated or deleted one by one).
+    A migration that rebuilds progress_reports (Alembic's batch mode on SQLite) drops the trigger with the old table
+    and must create it again: a test checks the trigger at the head revision."""
+
+    __tablename__ = "latest_reports"
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("progress_reports.id", ondelete="CASCADE"))
+    percent: Mapped[int | None] = mapped_column(Integer)
+
+
 class DeadlineChange(Base):
     """An extension decided by the office: approved (the deadline moved from old to new) or refused."""
 
