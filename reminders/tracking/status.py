@@ -9,12 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import ColumnElement, case, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from reminders.store.models import Assignment, CoUnit, Leader, Plan, ProgressReport, Section, Task, Unit
+from reminders.store.models import (
+    Assignment,
+    CoUnit,
+    LatestReport,
+    Leader,
+    Plan,
+    ProgressReport,
+    Section,
+    Task,
+    Unit,
+)
 from reminders.tracking.cycles import cycle_of
 from reminders.tracking.pace import DEFAULT_LAG_POINTS, expected_percent, is_lagging, plan_start
 from reminders.vocabulary import SETTLED, TaskState
@@ -155,15 +165,63 @@ def not_superseded() -> ColumnElement[bool]:
     return ~exists().where(newer.supersedes_id == ProgressReport.id)
 
 
-def _progress(session: Session, plan: Plan, as_of: date) -> tuple[dict[int, Progress], set[int], set[int]]:
-    """The latest report of each task up to `as_of`, the tasks done, and those reported in its month.
+def _progress(session: Session, plan: Plan, as_of: date) -> tuple[dict[int, Progress], set[int], dict[int, int]]:
+    """The latest report of each task up to `as_of`, the tasks done, and each task's latest percentage.
 
     A task's own reports are its lead unit's (the office marks a task done in the lead unit's name): a co-unit's
     input is shown to the lead unit but neither closes the task nor counts as the month's report. The latest
-    progress shown is the lead unit's latest report, or a co-unit's while the lead unit has never reported.
+    progress shown is the lead unit's latest report, or a co-unit's while the lead unit has never reported; the
+    percentage is the lead unit's latest one, whatever later reports left out.
     """
+    kept = _from_latest_reports(session, plan, as_of)
+    return kept if kept is not None else _ranked_progress(session, plan, as_of)
+
+
+def _from_latest_reports(session: Session, plan: Plan,
+                         as_of: date) -> tuple[dict[int, Progress], set[int], dict[int, int]] | None:
+    """`_progress` from each task and unit's newest report (`LatestReport`): the lead unit's, and the co-units' of
+    the tasks their lead unit never reported on, one row a pair instead of a ranking of every report. None when a
+    report it would show is dated after `as_of` (status of a day past), which only the ranking answers."""
     connection = session.connection()
-    upto = (ProgressReport.reported_on <= as_of, Task.plan_id == plan.id, not_superseded())
+    shown = (select(LatestReport.task_id, ProgressReport.reported_on, Unit.name, ProgressReport.percent,
+                    ProgressReport.done, ProgressReport.note)
+             .join(Task, Task.id == LatestReport.task_id)
+             .join(ProgressReport, ProgressReport.id == LatestReport.report_id)
+             .join(Unit, Unit.id == LatestReport.unit_id)
+             .where(Task.plan_id == plan.id))
+    latest, done, percents = {}, set(), {}
+    once = sharing()
+    lead = (Assignment.task_id == LatestReport.task_id) & (Assignment.lead_unit_id == LatestReport.unit_id)
+    for task_id, reported_on, unit_name, percent, is_done, note, lead_percent in connection.execute(
+            shown.add_columns(LatestReport.percent).join(Assignment, lead)):
+        if reported_on > as_of:
+            return None
+        latest[task_id] = Progress(once(reported_on), once(unit_name), percent, is_done, note)
+        if is_done:
+            done.add(task_id)
+        if lead_percent is not None:
+            percents[task_id] = lead_percent
+    other = aliased(LatestReport)
+    newest: dict[int, tuple[Any, ...]] = {}  # task id -> (reported on, recorded at, id, ...) of its newest co-unit
+    for task_id, reported_on, unit_name, percent, is_done, note, created_at, report_id in connection.execute(
+            shown.add_columns(ProgressReport.created_at, ProgressReport.id)
+            .outerjoin(Assignment, Assignment.task_id == LatestReport.task_id)
+            .where(~exists().where(other.task_id == LatestReport.task_id,
+                                   other.unit_id == Assignment.lead_unit_id))):
+        if reported_on > as_of:
+            return None
+        row = (reported_on, created_at, report_id, unit_name, percent, is_done, note)
+        if (kept := newest.get(task_id)) is None or row[:3] > kept[:3]:
+            newest[task_id] = row
+    for task_id, (reported_on, _, _, unit_name, percent, is_done, note) in newest.items():
+        latest[task_id] = Progress(once(reported_on), once(unit_name), percent, is_done, note)
+    return latest, done, percents
+
+
+def _ranked_progress(session: Session, plan: Plan,
+                     as_of: date) -> tuple[dict[int, Progress], set[int], dict[int, int]]:
+    """`_progress` by ranking every report up to `as_of`: for a day before some of the reports."""
+    connection = session.connection()
     by_lead = ProgressReport.unit_id == Assignment.lead_unit_id
     order = (ProgressReport.reported_on.desc(), ProgressReport.created_at.desc(), ProgressReport.id.desc())
     ranked = (
@@ -172,7 +230,7 @@ def _progress(session: Session, plan: Plan, as_of: date) -> tuple[dict[int, Prog
                func.row_number().over(partition_by=ProgressReport.task_id,
                                       order_by=(case((by_lead, 0), else_=1), *order)).label("rank"))
         .join(Task, Task.id == ProgressReport.task_id)
-        .outerjoin(Assignment, Assignment.task_id == ProgressReport.task_id).where(*upto).subquery()
+        .outerjoin(Assignment, Assignment.task_id == ProgressReport.task_id).where(*_counting(plan, as_of)).subquery()
     )
     latest, done = {}, set()
     once = sharing()
@@ -184,11 +242,21 @@ def _progress(session: Session, plan: Plan, as_of: date) -> tuple[dict[int, Prog
         latest[task_id] = Progress(once(reported_on), once(unit_name), percent, is_done, note)
         if lead and is_done:
             done.add(task_id)  # the lead unit's latest word: a report superseded in its cycle no longer counts
-    reported = set(connection.scalars(
+    return latest, done, _percents(session, plan, as_of)
+
+
+def _counting(plan: Plan, as_of: date) -> tuple[ColumnElement[bool], ...]:
+    """The plan's reports that count on `as_of`: written by then, and not amended."""
+    return ProgressReport.reported_on <= as_of, Task.plan_id == plan.id, not_superseded()
+
+
+def _reported(session: Session, plan: Plan, as_of: date) -> set[int]:
+    """The tasks the lead unit reported on in `as_of`'s month, up to that day."""
+    return set(session.connection().scalars(
         select(ProgressReport.task_id).join(Task, Task.id == ProgressReport.task_id)
-        .join(Assignment, (Assignment.task_id == ProgressReport.task_id) & by_lead)
-        .where(*upto, ProgressReport.cycle == cycle_of(as_of)).distinct()))
-    return latest, done, reported
+        .join(Assignment, (Assignment.task_id == ProgressReport.task_id)
+              & (ProgressReport.unit_id == Assignment.lead_unit_id))
+        .where(*_counting(plan, as_of), ProgressReport.cycle == cycle_of(as_of)).distinct()))
 
 
 def _percents(session: Session, plan: Plan, as_of: date) -> dict[int, int]:
@@ -202,8 +270,7 @@ def _percents(session: Session, plan: Plan, as_of: date) -> dict[int, int]:
         .join(Task, Task.id == ProgressReport.task_id)
         .join(Assignment, (Assignment.task_id == ProgressReport.task_id)
               & (ProgressReport.unit_id == Assignment.lead_unit_id))
-        .where(ProgressReport.reported_on <= as_of, Task.plan_id == plan.id, not_superseded(),
-               ProgressReport.percent.is_not(None))
+        .where(*_counting(plan, as_of), ProgressReport.percent.is_not(None))
         .subquery()
     )
     return {task_id: percent for task_id, percent in
@@ -214,8 +281,8 @@ def load_status(session: Session, plan: Plan | LoadedPlan, as_of: date, due_soon
                 lag_points: int = DEFAULT_LAG_POINTS) -> PlanStatus:
     """Every task's line on `as_of`. `lag_points` is `[ladder] lag_points`: how far behind 序时进度 is lagging."""
     loaded = plan if isinstance(plan, LoadedPlan) else load_plan(session, plan)
-    latest, done, reported = _progress(session, loaded.plan, as_of)
-    percents = _percents(session, loaded.plan, as_of)
+    latest, done, percents = _progress(session, loaded.plan, as_of)
+    reported = _reported(session, loaded.plan, as_of)
     lines: list[TaskLine] = []
     leads: dict[str, int] = {}
     cos: dict[str, tuple[int, ...]] = {}
