@@ -78,6 +78,8 @@ def upgrade() -> None:
         "ORDER BY r.reported_on DESC, r.created_at DESC, r.id DESC) AS newest FROM progress_reports r "
         "WHERE NOT EXISTS (SELECT 1 FROM progress_reports n WHERE n.supersedes_id = r.id)) c WHERE c.newest = 1"
     )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ANALYZE latest_reports")  # filled at once, as an import fills its tables (store.bulk)
     create_trigger()
 
 
