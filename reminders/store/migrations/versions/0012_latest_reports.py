@@ -84,8 +84,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(f"DROP TRIGGER {TRIGGER}" + (" ON progress_reports" if op.get_bind().dialect.name == "postgresql"
-                                            else ""))
     if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP TRIGGER {TRIGGER} ON progress_reports")
         op.execute(f"DROP FUNCTION {TRIGGER}()")
+    else:
+        op.execute(f"DROP TRIGGER {TRIGGER}")
     op.drop_table("latest_reports")
