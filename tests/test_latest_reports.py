@@ -77,11 +77,15 @@ def engine(loaded: Cli) -> Engine:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(writes=WRITES)
-def test_status_from_the_kept_rows_is_what_ranking_every_report_gives(engine: Engine, writes: list) -> None:
+@given(writes=WRITES, unassigned=st.booleans())
+def test_status_from_the_kept_rows_is_what_ranking_every_report_gives(engine: Engine, writes: list,
+                                                                     unassigned: bool) -> None:
     with rolled_back(engine) as session:
         plan = active_plan(session)
         owners = _owners(session)
+        if unassigned:  # the third task's assignment withdrawn: none of its units leads, its reports all co-units'
+            session.delete(session.scalars(select(Assignment).where(Assignment.task_id == owners[2][0])).one())
+            session.flush()
         written: list[ProgressReport] = []
         amended: set[int] = set()
         for task, unit, day, recorded, percent, done, amends in writes:
