@@ -223,12 +223,11 @@ def _ranked_progress(session: Session, plan: Plan,
     """`_progress` by ranking every report up to `as_of`: for a day before some of the reports."""
     connection = session.connection()
     by_lead = ProgressReport.unit_id == Assignment.lead_unit_id
-    order = (ProgressReport.reported_on.desc(), ProgressReport.created_at.desc(), ProgressReport.id.desc())
     ranked = (
         select(ProgressReport.task_id, ProgressReport.unit_id, ProgressReport.reported_on, ProgressReport.percent,
                ProgressReport.done, ProgressReport.note, case((by_lead, 1), else_=0).label("lead"),
                func.row_number().over(partition_by=ProgressReport.task_id,
-                                      order_by=(case((by_lead, 0), else_=1), *order)).label("rank"))
+                                      order_by=(case((by_lead, 0), else_=1), *_NEWEST_FIRST)).label("rank"))
         .join(Task, Task.id == ProgressReport.task_id)
         .outerjoin(Assignment, Assignment.task_id == ProgressReport.task_id).where(*_counting(plan, as_of)).subquery()
     )
@@ -243,6 +242,9 @@ def _ranked_progress(session: Session, plan: Plan,
         if lead and is_done:
             done.add(task_id)  # the lead unit's latest word: a report superseded in its cycle no longer counts
     return latest, done, _percents(session, plan, as_of)
+
+
+_NEWEST_FIRST = (ProgressReport.reported_on.desc(), ProgressReport.created_at.desc(), ProgressReport.id.desc())
 
 
 def _counting(plan: Plan, as_of: date) -> tuple[ColumnElement[bool], ...]:
@@ -264,9 +266,7 @@ def _percents(session: Session, plan: Plan, as_of: date) -> dict[int, int]:
     only) leaves the last figure standing."""
     ranked = (
         select(ProgressReport.task_id, ProgressReport.percent,
-               func.row_number().over(partition_by=ProgressReport.task_id, order_by=(
-                   ProgressReport.reported_on.desc(), ProgressReport.created_at.desc(), ProgressReport.id.desc(),
-               )).label("rank"))
+               func.row_number().over(partition_by=ProgressReport.task_id, order_by=_NEWEST_FIRST).label("rank"))
         .join(Task, Task.id == ProgressReport.task_id)
         .join(Assignment, (Assignment.task_id == ProgressReport.task_id)
               & (ProgressReport.unit_id == Assignment.lead_unit_id))

@@ -70,14 +70,10 @@ def upgrade() -> None:
                                 name=op.f("fk_latest_reports_report_id_progress_reports"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("task_id", "unit_id", name=op.f("pk_latest_reports")),
     )
-    _, percent = _ranked("c.task_id", "c.unit_id")
-    op.execute(
-        "INSERT INTO latest_reports (task_id, unit_id, report_id, percent) "
-        f"SELECT c.task_id, c.unit_id, c.id, {percent} FROM ("
-        "SELECT r.id, r.task_id, r.unit_id, row_number() OVER (PARTITION BY r.task_id, r.unit_id "
-        "ORDER BY r.reported_on DESC, r.created_at DESC, r.id DESC) AS newest FROM progress_reports r "
-        "WHERE NOT EXISTS (SELECT 1 FROM progress_reports n WHERE n.supersedes_id = r.id)) c WHERE c.newest = 1"
-    )
+    report, percent = _ranked("p.task_id", "p.unit_id")  # the trigger's own ranking, for each pair there is
+    op.execute("INSERT INTO latest_reports (task_id, unit_id, report_id, percent) "
+               f"SELECT p.task_id, p.unit_id, {report}, {percent} "
+               "FROM (SELECT DISTINCT task_id, unit_id FROM progress_reports) p")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ANALYZE latest_reports")  # filled at once, as an import fills its tables (store.bulk)
     create_trigger()
